@@ -1,0 +1,242 @@
+import { randomBytes } from 'node:crypto'
+import {
+  BrokerUnavailableError,
+  type Broker,
+  type HistoryQuery,
+  type HistoryResult,
+  type PublishOptions,
+  type StreamListener,
+  type StreamMessage,
+  type StreamPosition
+} from './broker.js'
+
+export interface RetentionOptions {
+  /** Messages kept per stream. Default 100 (AnyCable's `history_limit`). */
+  historyLimit?: number
+  /** Seconds a message is kept. Default 300 (AnyCable's `history_ttl`). `Infinity` keeps messages until pushed out by the limit. */
+  historyTtl?: number
+}
+
+export interface MemoryBrokerOptions extends RetentionOptions {
+  /**
+   * How often expired history is swept, in ms. One timer for the whole broker,
+   * never one per message. Default: a tenth of `historyTtl`, between 1 s and 60 s.
+   */
+  sweepInterval?: number
+  /** Clock, for tests. */
+  now?: () => number
+  /** Called with every message accepted into history (the journal hooks in here). */
+  onAppend?: (message: StreamMessage) => void
+  /** Called when a stream's whole state is dropped (the journal compacts on it). */
+  onDrop?: (stream: string) => void
+}
+
+/** State restored into a broker, e.g. from a journal. */
+export interface RestoredStream {
+  stream: string
+  epoch: string
+  lastOffset: number
+  messages: StreamMessage[]
+}
+
+interface StreamState {
+  epoch: string
+  lastOffset: number
+  /** Retained messages, oldest first; offsets are increasing but may have gaps (removals). */
+  messages: StreamMessage[]
+  /** Highest offset dropped by retention (count or age): positions below it cannot be resumed. */
+  evictedThrough: number
+  listeners: Set<StreamListener>
+}
+
+/** A short random epoch, like AnyCable's `nanoid(4)` but with more entropy so restarts never collide. */
+export function newEpoch(): string {
+  return randomBytes(6).toString('base64url')
+}
+
+/**
+ * The in-process broker. Each stream gets its own epoch when it is created, so a
+ * stream that was dropped (nobody listening, history expired) and is written
+ * again starts a new, distinguishable history.
+ */
+export class MemoryBroker implements Broker {
+  readonly historyLimit: number
+  readonly historyTtlMs: number
+  private readonly streams = new Map<string, StreamState>()
+  private readonly now: () => number
+  private readonly onAppend: ((message: StreamMessage) => void) | undefined
+  private readonly onDrop: ((stream: string) => void) | undefined
+  private readonly sweeper: NodeJS.Timeout | undefined
+  private closed = false
+
+  constructor(options: MemoryBrokerOptions = {}) {
+    const historyLimit = options.historyLimit ?? 100
+    const historyTtl = options.historyTtl ?? 300
+    if (!Number.isInteger(historyLimit) || historyLimit < 0) {
+      throw new TypeError('@rt/core: historyLimit must be a non-negative integer')
+    }
+    if (!(historyTtl > 0)) throw new TypeError('@rt/core: historyTtl must be a positive number of seconds')
+    this.historyLimit = historyLimit
+    this.historyTtlMs = historyTtl * 1000
+    this.now = options.now ?? Date.now
+    this.onAppend = options.onAppend
+    this.onDrop = options.onDrop
+    const sweepInterval = options.sweepInterval ??
+      (Number.isFinite(this.historyTtlMs) ? Math.min(60_000, Math.max(1000, this.historyTtlMs / 10)) : 60_000)
+    this.sweeper = setInterval(() => this.sweep(), sweepInterval)
+    this.sweeper.unref()
+  }
+
+  /** Number of streams holding state (history or listeners). */
+  get streamCount(): number {
+    return this.streams.size
+  }
+
+  /** Loads streams saved earlier (journal reload). Existing state of those streams is replaced. */
+  restore(streams: Iterable<RestoredStream>): void {
+    for (const saved of streams) {
+      const state = this.state(saved.stream)
+      const kept = this.historyLimit === 0 ? [] : saved.messages.slice(-this.historyLimit)
+      state.epoch = saved.epoch
+      state.lastOffset = saved.lastOffset
+      state.messages = kept
+      state.evictedThrough = (kept[0]?.offset ?? saved.lastOffset + 1) - 1
+    }
+    this.sweep()
+  }
+
+  async publish(stream: string, data: unknown, options: PublishOptions = {}): Promise<StreamMessage> {
+    this.assertOpen()
+    const meta = options.transient ? { ...options.meta, transient: true } : options.meta
+    const transient = meta?.transient === true
+    const state = this.state(stream)
+    const message: StreamMessage = {
+      stream,
+      offset: transient ? 0 : ++state.lastOffset,
+      epoch: state.epoch,
+      timestamp: this.now(),
+      data
+    }
+    if (meta !== undefined) message.meta = meta
+    if (!transient && this.historyLimit > 0) {
+      state.messages.push(message)
+      if (state.messages.length > this.historyLimit) state.evictedThrough = state.messages.shift()!.offset
+      this.onAppend?.(message)
+    } else if (!transient) {
+      state.evictedThrough = message.offset
+    }
+    for (const listener of state.listeners) listener(message)
+    if (state.listeners.size === 0 && state.messages.length === 0) this.drop(stream)
+    return message
+  }
+
+  subscribe(stream: string, listener: StreamListener): () => void {
+    this.assertOpen()
+    const state = this.state(stream)
+    // Wrap so the same function may be subscribed twice and removed independently.
+    const entry: StreamListener = (message) => listener(message)
+    state.listeners.add(entry)
+    return () => {
+      state.listeners.delete(entry)
+      if (state.listeners.size === 0 && state.messages.length === 0 && this.streams.get(stream) === state) {
+        this.drop(stream)
+      }
+    }
+  }
+
+  async history(stream: string, query: HistoryQuery): Promise<HistoryResult> {
+    this.assertOpen()
+    this.expire(stream)
+    const state = this.streams.get(stream)
+    if (state === undefined) {
+      // Never written (or dropped): an empty history in a fresh epoch the stream will get when written.
+      return { messages: [], epoch: '', lastOffset: 0, complete: 'since' in query }
+    }
+    return readHistory(state, query)
+  }
+
+  async position(stream: string): Promise<StreamPosition> {
+    this.assertOpen()
+    return { epoch: this.state(stream).epoch, offset: this.state(stream).lastOffset }
+  }
+
+  async remove(stream: string, offsets: readonly number[]): Promise<void> {
+    this.assertOpen()
+    const state = this.streams.get(stream)
+    if (state === undefined || offsets.length === 0) return
+    const removed = new Set(offsets)
+    state.messages = state.messages.filter((message) => !removed.has(message.offset))
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.sweeper)
+    this.streams.clear()
+  }
+
+  /** Drops expired history everywhere, and streams that then hold nothing. */
+  sweep(): void {
+    for (const stream of [...this.streams.keys()]) this.expire(stream)
+  }
+
+  private expire(stream: string): void {
+    const state = this.streams.get(stream)
+    if (state === undefined) return
+    const oldest = this.now() - this.historyTtlMs
+    let cut = 0
+    while (cut < state.messages.length && state.messages[cut]!.timestamp < oldest) cut++
+    if (cut > 0) state.evictedThrough = state.messages.splice(0, cut)[cut - 1]!.offset
+    if (state.messages.length === 0 && state.listeners.size === 0) this.drop(stream)
+  }
+
+  private drop(stream: string): void {
+    this.streams.delete(stream)
+    this.onDrop?.(stream)
+  }
+
+  private state(stream: string): StreamState {
+    let state = this.streams.get(stream)
+    if (state === undefined) {
+      state = { epoch: newEpoch(), lastOffset: 0, messages: [], evictedThrough: 0, listeners: new Set() }
+      this.streams.set(stream, state)
+    }
+    return state
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new BrokerUnavailableError('@rt/core: the broker is closed')
+  }
+}
+
+/** Answers a history query from a stream's retained messages (shared by every in-process view of a stream). */
+export function readHistory(
+  state: { epoch: string; lastOffset: number; evictedThrough: number; messages: readonly StreamMessage[] },
+  query: HistoryQuery
+): HistoryResult {
+  const { epoch, lastOffset, evictedThrough, messages } = state
+  const limit = query.limit ?? Infinity
+  if ('since' in query) {
+    const start = firstIndex(messages, (message) => message.timestamp >= query.since)
+    return { messages: messages.slice(start, start + limit), epoch, lastOffset, complete: true }
+  }
+  const { offset } = query.after
+  if (query.after.epoch !== epoch || offset > lastOffset) {
+    return { messages: [], epoch, lastOffset, complete: false }
+  }
+  const start = firstIndex(messages, (message) => message.offset > offset)
+  // Complete when retention dropped nothing after the position.
+  return { messages: messages.slice(start, start + limit), epoch, lastOffset, complete: offset >= evictedThrough }
+}
+
+/** Binary search: index of the first element matching a monotonic predicate. */
+function firstIndex<T>(items: readonly T[], matches: (item: T) => boolean): number {
+  let low = 0
+  let high = items.length
+  while (low < high) {
+    const mid = (low + high) >>> 1
+    if (matches(items[mid]!)) high = mid
+    else low = mid + 1
+  }
+  return low
+}

@@ -1,0 +1,90 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Broker, PublishOptions, StreamMessage } from './broker.js'
+import { broadcastEndpoint } from './broadcast.js'
+import { MemoryBroker } from './memory-broker.js'
+import { Metrics } from './metrics.js'
+import type { RtCoreOptions } from './options.js'
+import { deriveBroadcastKey } from './signing.js'
+
+/** What `fastify.rt` holds: the one shared broker and what every transport plugs into. */
+export interface RtCore {
+  readonly broker: Broker
+  readonly metrics: Metrics
+  /** Publishes `data` to `stream` (same as `broker.publish`). */
+  publish(stream: string, data: unknown, options?: PublishOptions): Promise<StreamMessage>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** rt's broker, hub and metrics, shared by every rt transport. */
+    rt: RtCore
+  }
+}
+
+function fail(message: string): never {
+  throw new TypeError(`@rt/core: ${message}`)
+}
+
+function optionalString(value: unknown, name: string): string | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || value === '') fail(`${name} must be a non-empty string`)
+  return value
+}
+
+function validPath(value: unknown, name: string, fallback: string): string {
+  if (value === undefined) return fallback
+  if (typeof value !== 'string' || !value.startsWith('/')) fail(`${name} must be a path starting with "/"`)
+  return value
+}
+
+async function rtCorePlugin(fastify: FastifyInstance, options: RtCoreOptions): Promise<void> {
+  if (fastify.hasDecorator('rt')) fail('already registered on this instance')
+  const secret = optionalString(options.secret, 'secret')
+  const explicitKey = optionalString(options.broadcastKey, 'broadcastKey')
+  if (options.broker !== undefined && typeof options.broker.publish !== 'function') fail('broker must implement the Broker interface')
+  const broadcast = options.broadcast ?? {}
+  if (broadcast !== false && typeof broadcast !== 'object') fail('broadcast must be false or an object')
+  if (broadcast !== false && broadcast.authorize !== undefined && typeof broadcast.authorize !== 'function') {
+    fail('broadcast.authorize must be a function')
+  }
+  const bodyLimit = broadcast === false ? 0 : broadcast.bodyLimit ?? 1024 * 1024
+  if (!Number.isInteger(bodyLimit) || bodyLimit < 0) fail('broadcast.bodyLimit must be a positive integer')
+  const metricsOption = options.metrics ?? false
+  const metricsPath = metricsOption === false ? undefined
+    : validPath(metricsOption === true ? undefined : metricsOption.path, 'metrics.path', '/metrics')
+
+  const ownsBroker = options.broker === undefined
+  const broker = options.broker ?? new MemoryBroker(options.history)
+  const metrics = new Metrics()
+  const rt: RtCore = {
+    broker,
+    metrics,
+    publish: (stream, data, publishOptions) => broker.publish(stream, data, publishOptions)
+  }
+  fastify.decorate('rt', rt)
+
+  if (broadcast !== false) {
+    const path = validPath(broadcast.path, 'broadcast.path', '/_broadcast')
+    const key = explicitKey ?? (secret === undefined ? undefined : deriveBroadcastKey(secret))
+    await fastify.register(async (instance) => {
+      await broadcastEndpoint(instance, broker, { path, key, authorize: broadcast.authorize, bodyLimit })
+    })
+  }
+  if (metricsPath !== undefined) {
+    fastify.get(metricsPath, async (_request, reply) => {
+      return reply.type(metrics.registry.contentType).send(await metrics.text())
+    })
+  }
+  fastify.addHook('onClose', async () => {
+    if (ownsBroker) await broker.close()
+  })
+}
+
+/**
+ * The `@rt/core` Fastify plugin: decorates the app with `fastify.rt` (one shared
+ * broker, metrics), serves the broadcast endpoint and, optionally, `/metrics`.
+ * Register it before any rt transport.
+ */
+export const rtCore = fp(rtCorePlugin, { fastify: '5.x', name: '@rt/core' })
+export default rtCore
