@@ -1,0 +1,126 @@
+import type { StreamPosition } from './broker.js'
+
+/** One channel subscription of a session, as it is stored. */
+export interface StoredSubscription {
+  channel: string
+  /** The identifier's parameters other than `channel`. */
+  params: Record<string, unknown>
+  /** Streams the channel's handlers asked for (`ctx.streamFrom`). */
+  streams: string[]
+}
+
+/**
+ * Everything needed to continue a session in another request or on another
+ * process: who it is, what it is subscribed to, and how far it has read.
+ * Must stay JSON-serialisable (the Redis store writes it as JSON).
+ */
+export interface SessionState {
+  sid: string
+  /** What `authenticate` returned; `null` for anonymous sessions. */
+  identity: Record<string, unknown> | null
+  /** By identifier (compared byte for byte). */
+  subscriptions: Record<string, StoredSubscription>
+  /** Read position per stream: the last message delivered to (or, for pull sessions, confirmed by) the client. */
+  positions: Record<string, StreamPosition>
+  /** Non-stream messages (confirmations, transmissions) not yet confirmed delivered, for pull transports. */
+  outbox: unknown[]
+  /** Free-form state of the transport that owns the session (e.g. long polling's keepalive bookkeeping). */
+  transport: Record<string, unknown>
+  /**
+   * Incremented by every `claim`; a `save` with an older lease is refused, so of
+   * two concurrent requests for one session the newer one wins everywhere.
+   */
+  lease: number
+  /** ms since the Unix epoch. */
+  createdAt: number
+}
+
+/**
+ * Where sessions live between requests: memory for one process, Redis for a
+ * cluster. Every method is atomic with respect to one sid.
+ */
+export interface SessionStore {
+  /** Reads a session without claiming it. */
+  get(sid: string): Promise<SessionState | undefined>
+  /** Stores a new session (lease 0), replacing any with the same sid. */
+  create(state: SessionState, ttlMs: number): Promise<void>
+  /**
+   * Takes the session over for one request: increments its lease, refreshes its
+   * TTL and returns it with the new lease; `undefined` when it does not exist.
+   */
+  claim(sid: string, ttlMs: number): Promise<SessionState | undefined>
+  /** Writes the session back if `state.lease` is still the current lease; `false` when a newer claim won. */
+  save(state: SessionState, ttlMs: number): Promise<boolean>
+  /** Forgets a session. */
+  delete(sid: string): Promise<void>
+  /** Releases timers and connections the store created. */
+  close(): Promise<void>
+}
+
+/** The in-process session store: a map with lazy expiry and one sweep timer. */
+export class MemorySessionStore implements SessionStore {
+  private readonly entries = new Map<string, { json: string; lease: number; expiresAt: number }>()
+  private readonly sweeper: NodeJS.Timeout
+  private readonly now: () => number
+
+  constructor(options: { sweepInterval?: number; now?: () => number } = {}) {
+    this.now = options.now ?? Date.now
+    this.sweeper = setInterval(() => this.sweep(), options.sweepInterval ?? 10_000)
+    this.sweeper.unref()
+  }
+
+  /** Sessions currently held (expired ones count until swept). */
+  get size(): number {
+    return this.entries.size
+  }
+
+  async get(sid: string): Promise<SessionState | undefined> {
+    const entry = this.live(sid)
+    return entry === undefined ? undefined : { ...(JSON.parse(entry.json) as SessionState), lease: entry.lease }
+  }
+
+  async create(state: SessionState, ttlMs: number): Promise<void> {
+    this.entries.set(state.sid, { json: JSON.stringify({ ...state, lease: 0 }), lease: 0, expiresAt: this.now() + ttlMs })
+  }
+
+  async claim(sid: string, ttlMs: number): Promise<SessionState | undefined> {
+    const entry = this.live(sid)
+    if (entry === undefined) return undefined
+    entry.lease++
+    entry.expiresAt = this.now() + ttlMs
+    return { ...(JSON.parse(entry.json) as SessionState), lease: entry.lease }
+  }
+
+  async save(state: SessionState, ttlMs: number): Promise<boolean> {
+    const entry = this.live(state.sid)
+    if (entry === undefined || entry.lease !== state.lease) return false
+    entry.json = JSON.stringify(state)
+    entry.expiresAt = this.now() + ttlMs
+    return true
+  }
+
+  async delete(sid: string): Promise<void> {
+    this.entries.delete(sid)
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper)
+    this.entries.clear()
+  }
+
+  /** Drops expired sessions. */
+  sweep(): void {
+    const now = this.now()
+    for (const [sid, entry] of this.entries) if (entry.expiresAt <= now) this.entries.delete(sid)
+  }
+
+  private live(sid: string): { json: string; lease: number; expiresAt: number } | undefined {
+    const entry = this.entries.get(sid)
+    if (entry === undefined) return undefined
+    if (entry.expiresAt <= this.now()) {
+      this.entries.delete(sid)
+      return undefined
+    }
+    return entry
+  }
+}
