@@ -1,6 +1,8 @@
 import type { Broker } from './broker.js'
 import type { BroadcastAuthorizer } from './broadcast.js'
 import type { RetentionOptions } from './memory-broker.js'
+import type { Authenticate, Channels } from './hub/channels.js'
+import type { SessionStore } from './session-store.js'
 
 /** Options of the `@rt/core` Fastify plugin. */
 export interface RtCoreOptions {
@@ -35,4 +37,23 @@ export interface RtCoreOptions {
   }
   /** Opt-in Prometheus endpoint. `true` serves `/metrics`. Default off: metrics can reveal traffic. */
   metrics?: boolean | { path?: string }
+  /**
+   * Decides who may connect to the Action Cable transports: return an identity
+   * object (available to channels as `ctx.identity`), or `false`/`null` to
+   * answer 401 with `{"type":"disconnect","reason":"unauthorized","reconnect":false}`.
+   * Default: everyone connects with an empty identity.
+   */
+  authenticate?: Authenticate
+  /** Action Cable channels by name. `$pubsub` (public and signed streams) and `Turbo::StreamsChannel` are built in. */
+  channels?: Channels
+  /** Allow `$pubsub` subscriptions to plain `stream_name`s. Default false, as AnyCable's `--public_streams`. */
+  publicStreams?: boolean
+  /** Secret that verifies `signed_stream_name`s. Default: `secret`. Without either, signed streams are rejected. */
+  streamsSecret?: string
+  /** Secret of Turbo signed streams. Default: `streamsSecret`. */
+  turboStreamsSecret?: string
+  /** Seconds a disconnected session can be restored by its sid (AnyCable's `sessions_ttl`). Default 300; 0 disables restoring. */
+  sessionsTtl?: number
+  /** Where sessions live between requests. Default: in memory (one process). Use `@rt/redis` for clusters. */
+  sessionStore?: SessionStore
 }

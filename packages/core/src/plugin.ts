@@ -2,7 +2,9 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Broker, PublishOptions, StreamMessage } from './broker.js'
 import { broadcastEndpoint } from './broadcast.js'
+import { Hub } from './hub/hub.js'
 import { MemoryBroker } from './memory-broker.js'
+import { MemorySessionStore } from './session-store.js'
 import { Metrics } from './metrics.js'
 import type { RtCoreOptions } from './options.js'
 import { deriveBroadcastKey } from './signing.js'
@@ -11,6 +13,8 @@ import { deriveBroadcastKey } from './signing.js'
 export interface RtCore {
   readonly broker: Broker
   readonly metrics: Metrics
+  /** The Action Cable session model that `@rt/sse` and `@rt/long-poll` drive. */
+  readonly hub: Hub
   /** Publishes `data` to `stream` (same as `broker.publish`). */
   publish(stream: string, data: unknown, options?: PublishOptions): Promise<StreamMessage>
 }
@@ -54,12 +58,39 @@ async function rtCorePlugin(fastify: FastifyInstance, options: RtCoreOptions): P
   const metricsPath = metricsOption === false ? undefined
     : validPath(metricsOption === true ? undefined : metricsOption.path, 'metrics.path', '/metrics')
 
+  if (options.authenticate !== undefined && typeof options.authenticate !== 'function') fail('authenticate must be a function')
+  if (options.channels !== undefined) {
+    if (typeof options.channels !== 'object' || options.channels === null) fail('channels must be an object of channels')
+    for (const [name, channel] of Object.entries(options.channels)) {
+      if (typeof channel !== 'object' || channel === null) fail(`channel ${name} must be an object`)
+      if (name === '$pubsub') fail('$pubsub is a reserved channel name')
+    }
+  }
+  const sessionsTtl = options.sessionsTtl ?? 300
+  if (typeof sessionsTtl !== 'number' || !(sessionsTtl >= 0)) fail('sessionsTtl must be a non-negative number of seconds')
+  const streamsSecret = optionalString(options.streamsSecret, 'streamsSecret') ?? secret
+  const turboStreamsSecret = optionalString(options.turboStreamsSecret, 'turboStreamsSecret')
+
   const ownsBroker = options.broker === undefined
   const broker = options.broker ?? new MemoryBroker(options.history)
   const metrics = new Metrics()
+  const ownsStore = options.sessionStore === undefined
+  const store = options.sessionStore ?? new MemorySessionStore()
+  const hub = new Hub({
+    broker,
+    store,
+    channels: options.channels,
+    authenticate: options.authenticate,
+    publicStreams: options.publicStreams === true,
+    streamsSecret,
+    turboStreamsSecret,
+    sessionsTtl,
+    logger: fastify.log
+  })
   const rt: RtCore = {
     broker,
     metrics,
+    hub,
     publish: (stream, data, publishOptions) => broker.publish(stream, data, publishOptions)
   }
   fastify.decorate('rt', rt)
@@ -77,6 +108,8 @@ async function rtCorePlugin(fastify: FastifyInstance, options: RtCoreOptions): P
     })
   }
   fastify.addHook('onClose', async () => {
+    hub.close()
+    if (ownsStore) await store.close()
     if (ownsBroker) await broker.close()
   })
 }

@@ -1,0 +1,88 @@
+import type { FastifyRequest } from 'fastify'
+import type { StreamMessage } from '../broker.js'
+import { verifySignedStream } from '../signing.js'
+
+/** What `authenticate` returned for this connection. */
+export type Identity = Record<string, unknown>
+
+/** What a channel handler can see and do. */
+export interface ChannelContext {
+  /** The connection's identity (from `authenticate`). */
+  readonly identity: Identity
+  /** The identifier's fields other than `channel`. */
+  readonly params: Record<string, unknown>
+  /** The identifier exactly as the client sent it. */
+  readonly identifier: string
+  /** The session id. */
+  readonly sid: string
+  /** Starts delivering a stream's broadcasts to this subscription. */
+  streamFrom(stream: string): void
+  /** Stops delivering a stream's broadcasts to this subscription. */
+  stopStream(stream: string): void
+  /** Rejects the subscription (in `subscribed`): the client gets `reject_subscription`. */
+  reject(): void
+  /** Sends `data` to this subscription only. */
+  transmit(data: unknown): void
+  /** Publishes `data` to a stream, for every subscriber on every node. */
+  broadcast(stream: string, data: unknown): Promise<StreamMessage>
+}
+
+/**
+ * A channel: Action Cable's server-side class, as plain functions. Handlers may
+ * be async; an exception rejects the subscription (in `subscribed`) or is
+ * reported as a command error (in actions), never crashing the process.
+ *
+ * Handlers must keep no per-subscription state of their own: a subscription
+ * may continue on another request or process (long polling, clusters), where
+ * only `params`, `identity` and its streams come along.
+ */
+export interface Channel {
+  subscribed?(ctx: ChannelContext): unknown
+  unsubscribed?(ctx: ChannelContext): unknown
+  /** `perform(action, data)` from the client calls `actions[action](ctx, data)`. */
+  actions?: Record<string, (ctx: ChannelContext, data: Record<string, unknown>) => unknown>
+}
+
+export type Channels = Record<string, Channel>
+
+/** Decides who connects: an identity, or `false`/`null`/`undefined` to answer 401. */
+export type Authenticate = (request: FastifyRequest) => Identity | false | null | undefined | Promise<Identity | false | null | undefined>
+
+/** The reserved channel of AnyCable's public and signed streams. */
+export const PUBSUB_CHANNEL = '$pubsub'
+/** Turbo Rails' channel: signed stream names. */
+export const TURBO_CHANNEL = 'Turbo::StreamsChannel'
+
+export interface StreamChannelOptions {
+  publicStreams: boolean
+  streamsSecret: string | undefined
+  turboStreamsSecret: string | undefined
+}
+
+/** `$pubsub`: `stream_name` (public streams) or `signed_stream_name` (signed with the streams secret). */
+export function pubsubChannel(options: StreamChannelOptions): Channel {
+  return {
+    subscribed(ctx) {
+      const { stream_name: name, signed_stream_name: signed } = ctx.params
+      if (typeof signed === 'string') {
+        const verified = options.streamsSecret === undefined ? undefined : verifySignedStream(signed, options.streamsSecret)
+        return verified === undefined ? ctx.reject() : ctx.streamFrom(verified)
+      }
+      if (options.publicStreams && typeof name === 'string' && name !== '') return ctx.streamFrom(name)
+      ctx.reject()
+    }
+  }
+}
+
+/** `Turbo::StreamsChannel`: signed stream names only. */
+export function turboChannel(options: StreamChannelOptions): Channel {
+  return {
+    subscribed(ctx) {
+      const signed = ctx.params.signed_stream_name
+      const secret = options.turboStreamsSecret ?? options.streamsSecret
+      const verified = typeof signed === 'string' && secret !== undefined ? verifySignedStream(signed, secret) : undefined
+      if (verified === undefined) return ctx.reject()
+      ctx.streamFrom(verified)
+    }
+  }
+}

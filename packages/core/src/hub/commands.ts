@@ -1,0 +1,105 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+
+const StreamPositionSchema = Type.Object({
+  offset: Type.Integer({ minimum: 0 }),
+  epoch: Type.String()
+})
+
+/** The extended protocol's history request: `since` (Unix seconds) and/or per-stream positions. */
+export const HistoryRequestSchema = Type.Object({
+  since: Type.Optional(Type.Number({ minimum: 0 })),
+  streams: Type.Optional(Type.Record(Type.String(), StreamPositionSchema))
+})
+export type HistoryRequest = Static<typeof HistoryRequestSchema>
+
+const Identifier = Type.String({ minLength: 1 })
+
+export const SubscribeCommandSchema = Type.Object({
+  command: Type.Literal('subscribe'),
+  identifier: Identifier,
+  history: Type.Optional(HistoryRequestSchema)
+})
+export const UnsubscribeCommandSchema = Type.Object({
+  command: Type.Literal('unsubscribe'),
+  identifier: Identifier
+})
+export const MessageCommandSchema = Type.Object({
+  command: Type.Literal('message'),
+  identifier: Identifier,
+  // Action Cable sends the action payload as a JSON string.
+  data: Type.String()
+})
+export const HistoryCommandSchema = Type.Object({
+  command: Type.Literal('history'),
+  identifier: Identifier,
+  history: HistoryRequestSchema
+})
+export const PongCommandSchema = Type.Object({
+  command: Type.Literal('pong')
+})
+
+export type SubscribeCommand = Static<typeof SubscribeCommandSchema>
+export type UnsubscribeCommand = Static<typeof UnsubscribeCommandSchema>
+export type MessageCommand = Static<typeof MessageCommandSchema>
+export type HistoryCommand = Static<typeof HistoryCommandSchema>
+export type PongCommand = Static<typeof PongCommandSchema>
+/** A validated client command. */
+export type Command = SubscribeCommand | UnsubscribeCommand | MessageCommand | HistoryCommand | PongCommand
+
+const validators = {
+  subscribe: TypeCompiler.Compile(SubscribeCommandSchema),
+  unsubscribe: TypeCompiler.Compile(UnsubscribeCommandSchema),
+  message: TypeCompiler.Compile(MessageCommandSchema),
+  history: TypeCompiler.Compile(HistoryCommandSchema),
+  pong: TypeCompiler.Compile(PongCommandSchema)
+}
+
+export type ParsedCommand = { ok: true; command: Command } | { ok: false; error: string }
+
+/** Validates a decoded command (compiled TypeBox schemas, one per command). */
+export function validateCommand(value: unknown): ParsedCommand {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, error: 'a command must be a JSON object' }
+  }
+  const name = (value as { command?: unknown }).command
+  if (typeof name !== 'string') return { ok: false, error: 'missing "command"' }
+  if (!Object.hasOwn(validators, name)) return { ok: false, error: `unknown command: ${name}` }
+  const validator = validators[name as keyof typeof validators]
+  if (validator.Check(value)) return { ok: true, command: value as Command }
+  const first = validator.Errors(value).First()!
+  return { ok: false, error: `invalid ${name} command: ${first.path.slice(1) || 'command'} ${first.message}` }
+}
+
+/** Parses and validates one JSON line. */
+export function parseCommand(line: string): ParsedCommand {
+  let value: unknown
+  try {
+    value = JSON.parse(line)
+  } catch {
+    return { ok: false, error: 'malformed JSON' }
+  }
+  return validateCommand(value)
+}
+
+/** One line of a JSONL body: its 1-based line number and the parse result. */
+export interface JsonlLine {
+  line: number
+  result: ParsedCommand
+}
+
+/**
+ * Splits a JSONL body into commands. Blank lines are skipped, `\r\n` is
+ * accepted, and the last line may lack its newline (AnyCable's long-polling
+ * client sends it that way).
+ */
+export function parseJsonl(body: string): JsonlLine[] {
+  const lines: JsonlLine[] = []
+  const raw = body.split('\n')
+  for (let i = 0; i < raw.length; i++) {
+    const text = raw[i]!.trim()
+    if (text === '') continue
+    lines.push({ line: i + 1, result: parseCommand(text) })
+  }
+  return lines
+}

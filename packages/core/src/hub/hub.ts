@@ -1,0 +1,214 @@
+import { randomBytes } from 'node:crypto'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { Broker, StreamMessage } from '../broker.js'
+import type { SessionState, SessionStore } from '../session-store.js'
+import { PUBSUB_CHANNEL, TURBO_CHANNEL, pubsubChannel, turboChannel, type Authenticate, type Channel, type Channels, type Identity } from './channels.js'
+import { Outgoing } from './protocol.js'
+import { Session, type SessionMode, type SessionSink } from './session.js'
+
+export interface HubOptions {
+  broker: Broker
+  store: SessionStore
+  /** Application channels by name. `$pubsub` and `Turbo::StreamsChannel` are built in. */
+  channels?: Channels
+  /** Decides who connects. Default: everyone, with an empty identity. */
+  authenticate?: Authenticate
+  /** Allow `$pubsub` subscriptions by plain `stream_name`. Default false, as AnyCable's `--public_streams`. */
+  publicStreams?: boolean
+  /** Secret of `signed_stream_name`s. Without it signed streams are rejected. */
+  streamsSecret?: string
+  /** Secret of Turbo signed streams. Default: `streamsSecret`. */
+  turboStreamsSecret?: string
+  /** Seconds a closed session can be restored by its sid. Default 300 (AnyCable's `sessions_ttl`); 0 disables restoring. */
+  sessionsTtl?: number
+  logger?: Pick<FastifyBaseLogger, 'error' | 'warn'>
+}
+
+export type ConnectResult =
+  | { session: Session; restored: boolean }
+  | { rejected: 'unauthorized' }
+
+export interface ConnectOptions {
+  /** A sid from an earlier welcome (`?sid=` or `X-AnyCable-Restore-SID`): restores that session without authenticating. */
+  restoreSid?: string | undefined
+  /** Default `live`. */
+  mode?: SessionMode
+}
+
+/** 128 random bits, URL-safe: unguessable, since a sid can restore a session without authentication. */
+export function newSessionId(): string {
+  return randomBytes(16).toString('base64url')
+}
+
+/**
+ * The Action Cable session model shared by every Action Cable transport:
+ * authentication, channels, subscriptions, history, and the fan-out of a
+ * stream's broadcasts to the sessions of this process.
+ */
+export class Hub {
+  readonly broker: Broker
+  readonly store: SessionStore
+  readonly sessionsTtlMs: number
+  private readonly channels = new Map<string, Channel>()
+  private readonly authenticator: Authenticate | undefined
+  private readonly logger: Pick<FastifyBaseLogger, 'error' | 'warn'> | undefined
+  /** stream → sessions of this process receiving it, with the one broker subscription they share. */
+  private readonly fanout = new Map<string, { sessions: Set<Session>; unsubscribe: () => void }>()
+
+  constructor(options: HubOptions) {
+    this.broker = options.broker
+    this.store = options.store
+    this.authenticator = options.authenticate
+    this.logger = options.logger
+    this.sessionsTtlMs = (options.sessionsTtl ?? 300) * 1000
+    for (const [name, channel] of Object.entries(options.channels ?? {})) this.channels.set(name, channel)
+    const streams = {
+      publicStreams: options.publicStreams ?? false,
+      streamsSecret: options.streamsSecret,
+      turboStreamsSecret: options.turboStreamsSecret
+    }
+    this.channels.set(PUBSUB_CHANNEL, pubsubChannel(streams))
+    this.channels.set(TURBO_CHANNEL, turboChannel(streams))
+  }
+
+  /** Number of streams this process receives for its sessions. */
+  get streamCount(): number {
+    return this.fanout.size
+  }
+
+  /** Number of sessions on this process receiving `stream`. */
+  listeners(stream: string): number {
+    return this.fanout.get(stream)?.sessions.size ?? 0
+  }
+
+  channel(name: string): Channel | undefined {
+    return this.channels.get(name)
+  }
+
+  /** Runs the `authenticate` hook; `undefined` means 401. A throwing hook is logged and counts as a rejection. */
+  async authenticate(request: FastifyRequest): Promise<Identity | undefined> {
+    if (this.authenticator === undefined) return {}
+    try {
+      const identity = await this.authenticator(request)
+      return identity === false || identity === null || identity === undefined ? undefined : identity
+    } catch (error) {
+      this.logError(error, 'authenticate() failed')
+      return undefined
+    }
+  }
+
+  /**
+   * Opens a session for a request: restores `restoreSid` when it is known (no
+   * authentication, as AnyCable), otherwise authenticates. On success the
+   * welcome (with the new sid) has been sent to the sink.
+   */
+  async connect(request: FastifyRequest, sink: SessionSink, options: ConnectOptions = {}): Promise<ConnectResult> {
+    const mode = options.mode ?? 'live'
+    const previous = options.restoreSid !== undefined && this.sessionsTtlMs > 0 ? await this.takeOver(options.restoreSid) : undefined
+    let identity: Identity | null
+    if (previous !== undefined) {
+      identity = previous.identity
+    } else {
+      const authenticated = await this.authenticate(request)
+      if (authenticated === undefined) return { rejected: 'unauthorized' }
+      identity = authenticated
+    }
+    const state: SessionState = {
+      sid: newSessionId(),
+      identity,
+      subscriptions: previous?.subscriptions ?? {},
+      positions: {},
+      outbox: [],
+      transport: {},
+      lease: 0,
+      createdAt: Date.now()
+    }
+    const session = new Session(this, state, mode)
+    const restoredIds = previous === undefined ? undefined : Object.keys(state.subscriptions)
+    sink.send(new Outgoing(restoredIds === undefined
+      ? { type: 'welcome', sid: state.sid }
+      : { type: 'welcome', sid: state.sid, restored: true, restored_ids: restoredIds }))
+    await this.store.create(state, this.ttl(undefined))
+    // A restored session continues from now; the client asks for what it missed with `history`.
+    await session.attach(sink, { catchUp: false })
+    return { session, restored: previous !== undefined }
+  }
+
+  /**
+   * Pull mode: takes a stored session over for one request (a newer request for
+   * the same sid wins every later save) and attaches it to `sink`, catching up
+   * from its confirmed positions. `undefined` when the session does not exist.
+   */
+  async resume(sid: string, sink: SessionSink, ttlMs?: number): Promise<Session | undefined> {
+    const state = await this.store.claim(sid, this.ttl(ttlMs))
+    if (state === undefined) return undefined
+    const session = new Session(this, state, 'pull')
+    await session.attach(sink, { catchUp: true })
+    return session
+  }
+
+  /** Saves a session's state (compare-and-set on its lease). */
+  save(state: SessionState, ttlMs?: number): Promise<boolean> {
+    return this.store.save(state, this.ttl(ttlMs))
+  }
+
+  /** Saves a live session so that it can be restored; recreated when it expired from the store meanwhile. */
+  async persist(session: Session): Promise<void> {
+    if (this.sessionsTtlMs === 0) return
+    try {
+      if (!(await this.store.save(session.state, this.sessionsTtlMs))) await this.store.create(session.state, this.sessionsTtlMs)
+    } catch (error) {
+      this.logError(error, 'saving the session failed')
+    }
+  }
+
+  /** Adds a session to a stream's fan-out (one broker subscription per stream per process). */
+  join(stream: string, session: Session): void {
+    let entry = this.fanout.get(stream)
+    if (entry === undefined) {
+      const sessions = new Set<Session>()
+      const unsubscribe = this.broker.subscribe(stream, (message) => this.dispatch(sessions, message))
+      this.fanout.set(stream, (entry = { sessions, unsubscribe }))
+    }
+    entry.sessions.add(session)
+  }
+
+  leave(stream: string, session: Session): void {
+    const entry = this.fanout.get(stream)
+    if (entry === undefined || !entry.sessions.delete(session) || entry.sessions.size > 0) return
+    entry.unsubscribe()
+    this.fanout.delete(stream)
+  }
+
+  logError(error: unknown, message: string): void {
+    this.logger?.error({ err: error }, `@rt/core: ${message}`)
+  }
+
+  /** Ends every broker subscription of this process. */
+  close(): void {
+    for (const entry of this.fanout.values()) entry.unsubscribe()
+    this.fanout.clear()
+  }
+
+  private dispatch(sessions: Set<Session>, message: StreamMessage): void {
+    // One Outgoing per identifier, shared by all sessions: each wire format encodes it once.
+    const shared = new Map<string, Outgoing>()
+    for (const session of sessions) {
+      try {
+        session.receive(message, shared)
+      } catch (error) {
+        this.logError(error, 'delivering a broadcast failed')
+      }
+    }
+  }
+
+  private async takeOver(sid: string): Promise<SessionState | undefined> {
+    const state = await this.store.get(sid)
+    if (state !== undefined) await this.store.delete(sid)
+    return state
+  }
+
+  private ttl(ttlMs: number | undefined): number {
+    return ttlMs ?? Math.max(this.sessionsTtlMs, 1000)
+  }
+}

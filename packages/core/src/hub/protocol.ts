@@ -1,0 +1,98 @@
+import type { StreamMessage } from '../broker.js'
+
+/** `{"type":"welcome"}`, with the extended protocol's session fields. */
+export interface WelcomeMessage {
+  type: 'welcome'
+  sid?: string
+  restored?: boolean
+  restored_ids?: string[]
+}
+
+export interface PingMessage {
+  type: 'ping'
+  message: number
+}
+
+export interface IdentifierReply {
+  type: 'confirm_subscription' | 'reject_subscription' | 'confirm_history' | 'reject_history'
+  identifier: string
+}
+
+export interface DisconnectMessage {
+  type: 'disconnect'
+  reason: string
+  reconnect: boolean
+}
+
+/** A broadcast or a transmission: no `type` unless the publication set `broadcast_type`. */
+export interface DataMessage {
+  type?: string
+  identifier: string
+  message: unknown
+  stream_id?: string
+  epoch?: string
+  offset?: number
+}
+
+/** Every message the server sends to an Action Cable client. */
+export type ServerMessage = WelcomeMessage | PingMessage | IdentifierReply | DisconnectMessage | DataMessage
+
+/** Turns a server message into a transport's wire form. */
+export type Encoder<T> = (message: ServerMessage) => T
+
+/**
+ * A server message on its way to one or many sessions. A broadcast to a stream
+ * becomes one `Outgoing` per identifier, shared by every session subscribed
+ * with that identifier, so each wire format encodes it once ("encode once,
+ * write many").
+ */
+export class Outgoing {
+  private encodings: Map<Encoder<unknown>, unknown> | undefined
+
+  constructor(
+    readonly message: ServerMessage,
+    /** The stream message behind a broadcast (absent for control messages and transmissions). */
+    readonly source?: StreamMessage
+  ) {}
+
+  /** The message in `encoder`'s format, computed on first use and then shared. */
+  encode<T>(encoder: Encoder<T>): T {
+    this.encodings ??= new Map()
+    if (this.encodings.has(encoder)) return this.encodings.get(encoder) as T
+    const encoded = encoder(this.message)
+    this.encodings.set(encoder, encoded)
+    return encoded
+  }
+}
+
+/** Ping timestamps: Unix seconds by default, as AnyCable's `ping_timestamp_precision`. */
+export function pingMessage(now = Date.now(), precision: 's' | 'ms' = 's'): PingMessage {
+  return { type: 'ping', message: precision === 'ms' ? now : Math.floor(now / 1000) }
+}
+
+/** The broadcast reply for one identifier (extended protocol: with the stream position). */
+export function broadcastReply(identifier: string, message: StreamMessage): DataMessage {
+  const reply: DataMessage = { identifier, message: message.data }
+  if (message.meta?.broadcast_type !== undefined) reply.type = message.meta.broadcast_type
+  if (message.offset > 0) {
+    reply.stream_id = message.stream
+    reply.epoch = message.epoch
+    reply.offset = message.offset
+  }
+  return reply
+}
+
+/** `{"type":"disconnect",...}`; `reason` and `reconnect` are always present, as in AnyCable. */
+export function disconnectMessage(reason: string, reconnect: boolean): DisconnectMessage {
+  return { type: 'disconnect', reason, reconnect }
+}
+
+/**
+ * Serialises an identifier the way AnyCable generates them (Go's json.Marshal of
+ * a map): keys sorted, no spaces. Client-sent identifiers are never re-serialised.
+ */
+export function buildIdentifier(fields: Record<string, unknown>): string {
+  const sorted: Record<string, unknown> = {}
+  for (const key of Object.keys(fields).sort()) sorted[key] = fields[key]
+  return JSON.stringify(sorted)
+}

@@ -1,0 +1,39 @@
+import type { FastifyRequest } from 'fastify'
+import { Hub, type HubOptions } from '../src/hub/hub.js'
+import type { Outgoing, ServerMessage } from '../src/hub/protocol.js'
+import type { SessionSink } from '../src/hub/session.js'
+import { MemoryBroker } from '../src/memory-broker.js'
+import { MemorySessionStore } from '../src/session-store.js'
+
+/** A sink that records what a session sends. */
+export class RecordingSink implements SessionSink {
+  readonly outgoing: Outgoing[] = []
+  send(outgoing: Outgoing): void {
+    this.outgoing.push(outgoing)
+  }
+  get messages(): ServerMessage[] {
+    return this.outgoing.map((o) => o.message)
+  }
+  types(): Array<string | undefined> {
+    return this.messages.map((m) => ('type' in m ? m.type : undefined) ?? 'data')
+  }
+  clear(): void {
+    this.outgoing.length = 0
+  }
+}
+
+export const request = (headers: Record<string, string> = {}): FastifyRequest => ({ headers, query: {} }) as unknown as FastifyRequest
+
+export function makeHub(t: { teardown(fn: () => unknown): void }, options: Partial<HubOptions> = {}): { hub: Hub; broker: MemoryBroker; store: MemorySessionStore } {
+  const broker = (options.broker as MemoryBroker | undefined) ?? new MemoryBroker()
+  const store = (options.store as MemorySessionStore | undefined) ?? new MemorySessionStore()
+  const hub = new Hub({ ...options, broker, store })
+  t.teardown(async () => {
+    hub.close()
+    await store.close()
+    await broker.close()
+  })
+  return { hub, broker, store }
+}
+
+export const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
