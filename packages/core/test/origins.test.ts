@@ -1,0 +1,26 @@
+import t from 'tap'
+import { checkAllowedOrigins, originMatcher } from '../src/origins.js'
+
+t.test('AnyCable allowed_origins matching', async (t) => {
+  const allowed = originMatcher(['example.com', '*.corp.test', 'localhost:3000'])
+  t.equal(allowed('https://example.com'), true)
+  t.equal(allowed('https://EXAMPLE.com'), true)
+  t.equal(allowed('https://a.corp.test'), true)
+  t.equal(allowed('https://a.b.corp.test'), true)
+  t.equal(allowed('http://localhost:3000'), true)
+  t.equal(allowed('http://localhost:3001'), false, 'the port is part of the host')
+  t.equal(allowed('https://corp.test'), false, '*.corp.test is for subdomains')
+  t.equal(allowed('https://evilexample.com'), false)
+  t.equal(allowed('https://example.com.evil.test'), false)
+  t.equal(allowed(undefined), false)
+  t.equal(allowed('not a url'), false)
+  t.equal(allowed('null'), false)
+  t.equal(originMatcher(['*'])('https://anything.test'), true)
+})
+
+t.test('allowedOrigins option validation', async (t) => {
+  t.equal(checkAllowedOrigins(undefined, 'p'), undefined)
+  t.same(checkAllowedOrigins(['a.com'], 'p'), ['a.com'])
+  t.throws(() => checkAllowedOrigins('a.com', '@rt/x'), /@rt\/x: allowedOrigins/)
+  t.throws(() => checkAllowedOrigins([''], '@rt/x'), /allowedOrigins/)
+})
