@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { rtCore } from '@rt/core'
+import { ChatChannel } from './chat-channel.js'
 import type { ExampleConfig } from './config.js'
 
 /** One endpoint the example serves, for the index at `/` and the startup log. */
@@ -19,7 +20,10 @@ export async function buildApp(config: ExampleConfig, options: { logger?: boolea
 
   await app.register(rtCore, {
     broadcastKey: config.broadcastKey,
-    metrics: true
+    metrics: true,
+    channels: { ChatChannel },
+    publicStreams: true,
+    streamsSecret: config.streamsSecret
   })
   endpoints.push({ method: 'POST', path: '/_broadcast', what: 'publish: {"stream","data"} with Authorization: Bearer <key>' })
   endpoints.push({ method: 'GET', path: '/metrics', what: 'Prometheus metrics' })
