@@ -430,3 +430,30 @@ t.test('JSONL and identifier helpers', async (t) => {
   t.same(pingMessage(1_694_041_735_123), { type: 'ping', message: 1_694_041_735 })
   t.same(pingMessage(1_694_041_735_123, 'ms'), { type: 'ping', message: 1_694_041_735_123 })
 })
+
+t.test('remote commands reach a live session wherever it is held', async (t) => {
+  const { hub } = makeHub(t, { channels, publicStreams: true })
+  const result = await hub.connect(request(), new RecordingSink(), { remoteCommands: true })
+  if (!('session' in result)) throw new Error('rejected')
+  const sink = new RecordingSink()
+  const { session } = result
+  session.detach()
+  await session.attach(sink, { catchUp: false })
+  session.acceptRemoteCommands()
+  session.acceptRemoteCommands()
+  t.equal(await hub.sendCommands(session.sid, [{ command: 'subscribe', identifier: chat }, { command: 'message', identifier: chat, data: '{"action":"echo","text":"remote"}' }]), true)
+  await tick()
+  await tick()
+  t.same(sink.messages.slice(-3), [
+    { type: 'confirm_subscription', identifier: chat },
+    { identifier: chat, message: { hello: 'anonymous' } },
+    { identifier: chat, message: { echo: 'remote' } }
+  ])
+  t.equal(await hub.sendCommands('nobody', [{ command: 'pong' }]), false)
+  await hub.broker.publish(`$rt:session:${session.sid}`, 'not commands', { transient: true })
+  await session.close()
+  t.equal(hub.broker instanceof Object && (hub.broker as unknown as { streamCount: number }).streamCount, 0, 'the control stream is released')
+  const internal = await connect(hub)
+  await internal.session.handle({ command: 'subscribe', identifier: buildIdentifier({ channel: '$pubsub', stream_name: '$rt:session:x' }) })
+  t.equal((internal.sink.messages[1] as { type: string }).type, 'reject_subscription', 'internal streams are never public')
+})

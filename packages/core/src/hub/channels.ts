@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { StreamMessage } from '../broker.js'
 import { verifySignedStream } from '../signing.js'
+import { isInternalStream } from './protocol.js'
 
 /** What `authenticate` returned for this connection. */
 export type Identity = Record<string, unknown>
@@ -68,7 +69,7 @@ export function pubsubChannel(options: StreamChannelOptions): Channel {
         const verified = options.streamsSecret === undefined ? undefined : verifySignedStream(signed, options.streamsSecret)
         return verified === undefined ? ctx.reject() : ctx.streamFrom(verified)
       }
-      if (options.publicStreams && typeof name === 'string' && name !== '') return ctx.streamFrom(name)
+      if (options.publicStreams && typeof name === 'string' && name !== '' && !isInternalStream(name)) return ctx.streamFrom(name)
       ctx.reject()
     }
   }

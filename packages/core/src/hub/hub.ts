@@ -3,7 +3,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Broker, StreamMessage } from '../broker.js'
 import type { SessionState, SessionStore } from '../session-store.js'
 import { PUBSUB_CHANNEL, TURBO_CHANNEL, pubsubChannel, turboChannel, type Authenticate, type Channel, type Channels, type Identity } from './channels.js'
-import { Outgoing } from './protocol.js'
+import { Outgoing, controlStream } from './protocol.js'
 import { Session, type SessionMode, type SessionSink } from './session.js'
 
 export interface HubOptions {
@@ -33,6 +33,12 @@ export interface ConnectOptions {
   restoreSid?: string | undefined
   /** Default `live`. */
   mode?: SessionMode
+  /**
+   * Live sessions: accept commands sent with `hub.sendCommands(sid, …)` from any
+   * request on any process (a one-way stream such as SSE has no other way to
+   * receive `message`, `subscribe` or `unsubscribe` after it opened). Default false.
+   */
+  remoteCommands?: boolean
 }
 
 /** 128 random bits, URL-safe: unguessable, since a sid can restore a session without authentication. */
@@ -131,6 +137,7 @@ export class Hub {
     await this.store.create(state, this.ttl(undefined))
     // A restored session continues from now; the client asks for what it missed with `history`.
     await session.attach(sink, { catchUp: false })
+    if (options.remoteCommands === true && mode === 'live') session.acceptRemoteCommands()
     return { session, restored: previous !== undefined }
   }
 
@@ -145,6 +152,17 @@ export class Hub {
     const session = new Session(this, state, 'pull')
     await session.attach(sink, { catchUp: true })
     return session
+  }
+
+  /**
+   * Sends commands to a live session wherever it is held (through the broker, so
+   * across processes). Replies go to that session's own connection. `false`
+   * when no such session exists.
+   */
+  async sendCommands(sid: string, commands: readonly unknown[]): Promise<boolean> {
+    if ((await this.store.get(sid)) === undefined) return false
+    await this.broker.publish(controlStream(sid), { commands }, { transient: true })
+    return true
   }
 
   /** Saves a session's state (compare-and-set on its lease). */

@@ -10,6 +10,6 @@ export {
   type SubscribeCommand, type UnsubscribeCommand, type MessageCommand, type HistoryCommand, type PongCommand
 } from './commands.js'
 export {
-  Outgoing, pingMessage, broadcastReply, disconnectMessage, buildIdentifier,
+  Outgoing, pingMessage, controlStream, isInternalStream, broadcastReply, disconnectMessage, buildIdentifier,
   type ServerMessage, type Encoder, type WelcomeMessage, type PingMessage, type IdentifierReply, type DisconnectMessage, type DataMessage
 } from './protocol.js'

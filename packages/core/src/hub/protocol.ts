@@ -96,3 +96,9 @@ export function buildIdentifier(fields: Record<string, unknown>): string {
   for (const key of Object.keys(fields).sort()) sorted[key] = fields[key]
   return JSON.stringify(sorted)
 }
+
+/** The stream that carries remote commands to a session; `$rt:` streams are internal and never public. */
+export const controlStream = (sid: string): string => `$rt:session:${sid}`
+
+/** Whether a stream name is reserved for rt's own use. */
+export const isInternalStream = (stream: string): boolean => stream.startsWith('$rt:')

@@ -4,7 +4,7 @@ import { catchUp } from '../stream-reader.js'
 import type { Channel, ChannelContext } from './channels.js'
 import { validateCommand, parseCommand, type Command, type HistoryRequest } from './commands.js'
 import type { Hub } from './hub.js'
-import { Outgoing, broadcastReply, disconnectMessage, type ServerMessage } from './protocol.js'
+import { Outgoing, broadcastReply, controlStream, disconnectMessage, type ServerMessage } from './protocol.js'
 
 /** Where a session's server messages go: the transport's side of the connection. */
 export interface SessionSink {
@@ -41,6 +41,7 @@ export class Session {
   /** Live messages held back while a stream is being caught up from history. */
   private readonly held = new Map<string, StreamMessage[]>()
   private sink: SessionSink | undefined
+  private stopRemoteCommands: (() => void) | undefined
   private work: Promise<unknown> = Promise.resolve()
   private closed = false
 
@@ -76,8 +77,18 @@ export class Session {
     await this.syncStreams()
   }
 
+  /** Runs commands that `hub.sendCommands` addressed to this session, in order. */
+  acceptRemoteCommands(): void {
+    this.stopRemoteCommands ??= this.hub.broker.subscribe(controlStream(this.sid), (message) => {
+      const commands = (message.data as { commands?: unknown }).commands
+      for (const command of Array.isArray(commands) ? commands : []) void this.handle(command)
+    })
+  }
+
   /** Stops live delivery; the session can be attached again (here or, through the store, elsewhere). */
   detach(): void {
+    this.stopRemoteCommands?.()
+    this.stopRemoteCommands = undefined
     for (const stream of this.joined) this.hub.leave(stream, this)
     this.joined.clear()
     this.origin.clear()
