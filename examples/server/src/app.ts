@@ -1,7 +1,16 @@
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { rtCore } from '@rt/core'
 import { ChatChannel } from './chat-channel.js'
 import type { ExampleConfig } from './config.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+/** examples/chat/public, from examples/server/dist or examples/server/src. */
+const chatRoot = join(here, '..', '..', 'chat', 'public')
+/** The built @rt/client (its dist folder). */
+const clientRoot = dirname(fileURLToPath(import.meta.resolve('@rt/client')))
 
 /** One endpoint the example serves, for the index at `/` and the startup log. */
 export interface Endpoint {
@@ -28,6 +37,11 @@ export async function buildApp(config: ExampleConfig, options: { logger?: boolea
   endpoints.push({ method: 'POST', path: '/_broadcast', what: 'publish: {"stream","data"} with Authorization: Bearer <key>' })
   endpoints.push({ method: 'GET', path: '/metrics', what: 'Prometheus metrics' })
 
-  app.get('/', async () => ({ name: 'rt example server', endpoints }))
+  // The chat page at / and the @rt/client build it imports.
+  await app.register(fastifyStatic, { root: chatRoot })
+  await app.register(fastifyStatic, { root: clientRoot, prefix: '/vendor/rt-client/', decorateReply: false })
+  endpoints.push({ method: 'GET', path: '/', what: 'the chat page (examples/chat)' })
+  endpoints.push({ method: 'GET', path: '/endpoints', what: 'this list, as JSON' })
+  app.get('/endpoints', async () => ({ name: 'rt example server', endpoints }))
   return { app, endpoints }
 }

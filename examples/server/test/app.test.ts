@@ -17,7 +17,14 @@ t.test('the example server answers / and accepts a broadcast', async (t) => {
   const { app } = await buildApp({ ...configFromEnv({}), broadcastKey: 'key', port: 0 })
   const address = await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
-  const index = await (await fetch(`${address}/`)).json() as { endpoints: Array<{ path: string }> }
+  const page = await fetch(`${address}/`)
+  t.equal(page.status, 200)
+  t.match(await page.text(), /<title>rt chat<\/title>/)
+  const client = await fetch(`${address}/vendor/rt-client/index.js`)
+  t.equal(client.status, 200)
+  t.match(client.headers.get('content-type'), /javascript/)
+  t.equal((await fetch(`${address}/vendor/rt-client/../../package.json`)).status, 404, 'no path traversal')
+  const index = await (await fetch(`${address}/endpoints`)).json() as { endpoints: Array<{ path: string }> }
   t.ok(index.endpoints.some((e) => e.path === '/_broadcast'))
   const res = await fetch(`${address}/_broadcast`, {
     method: 'POST',

@@ -1,0 +1,67 @@
+// The rt chat demo: @rt/client over SSE with long-polling fallback, the example server's ChatChannel.
+import { createConsumer } from '/vendor/rt-client/index.js'
+
+const $ = (id) => document.getElementById(id)
+const params = new URLSearchParams(location.search)
+const forceLongPoll = $('force-long-poll')
+forceLongPoll.checked = params.get('transport') === 'long-poll'
+$('name').value = params.get('name') ?? ''
+$('room').value = params.get('room') ?? 'lobby'
+
+const consumer = createConsumer({
+  url: location.origin,
+  transports: ['sse', 'long-poll'],
+  onTransport: (transport) => { $('transport').textContent = transport ?? 'reconnecting…' }
+})
+if (forceLongPoll.checked) consumer.useTransport('long-poll')
+let subscription
+
+function log(text, user) {
+  const item = document.createElement('li')
+  if (user === undefined) item.className = 'system'
+  else {
+    const who = document.createElement('span')
+    who.className = 'user'
+    who.textContent = user
+    item.append(who)
+  }
+  item.append(text)
+  $('log').append(item)
+  $('log').scrollTop = $('log').scrollHeight
+}
+
+function showPosition(meta) {
+  if (meta.offset !== undefined) $('position').textContent = `${meta.stream} #${meta.offset} (${meta.epoch})`
+}
+
+$('join').addEventListener('submit', (event) => {
+  event.preventDefault()
+  const room = $('room').value.trim()
+  subscription?.unsubscribe()
+  $('current-room').textContent = room
+  subscription = consumer.subscribe({ channel: 'ChatChannel', params: { room } }, {
+    connected: () => {
+      $('text').disabled = false
+      $('send-button').disabled = false
+      log(`joined ${room}`)
+    },
+    disconnected: () => log('connection lost, resuming…'),
+    rejected: () => log(`could not join ${room}`),
+    rejectedHistory: () => log('some messages were missed while away'),
+    received: (message, meta) => {
+      showPosition(meta)
+      log(message.text, message.user)
+    }
+  })
+})
+
+$('send').addEventListener('submit', (event) => {
+  event.preventDefault()
+  const text = $('text').value.trim()
+  if (text === '' || subscription === undefined) return
+  subscription.perform('speak', { user: $('name').value.trim() || 'anonymous', text })
+  $('text').value = ''
+})
+
+forceLongPoll.addEventListener('change', () => consumer.useTransport(forceLongPoll.checked ? 'long-poll' : 'auto'))
+if (params.has('autojoin')) $('join').requestSubmit()
