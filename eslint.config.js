@@ -13,5 +13,9 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/no-explicit-any': 'error'
     }
+  },
+  {
+    files: ['examples/chat/public/**/*.js'],
+    languageOptions: { globals: { location: 'readonly', URLSearchParams: 'readonly', document: 'readonly' } }
   }
 )
