@@ -66,10 +66,10 @@ export async function broadcastEndpoint(instance: FastifyInstance, broker: Broke
       if (!(await allowed(request))) {
         return reply.code(401).send({ error: 'unauthorized', message: 'a valid broadcast key (Authorization: Bearer <key>) is required' })
       }
-      const text = typeof request.body === 'string' ? request.body : ''
       let body: unknown
       try {
-        body = JSON.parse(text)
+        // The catch-all parser gives a string, or no body at all (which JSON.parse refuses too).
+        body = JSON.parse(request.body as string)
       } catch {
         return reply.code(400).send({ error: 'bad_request', message: 'body is not valid JSON' })
       }

@@ -16,8 +16,8 @@ export interface StoredSubscription {
  */
 export interface SessionState {
   sid: string
-  /** What `authenticate` returned; `null` for anonymous sessions. */
-  identity: Record<string, unknown> | null
+  /** What `authenticate` returned (`{}` when no hook is configured). */
+  identity: Record<string, unknown>
   /** By identifier (compared byte for byte). */
   subscriptions: Record<string, StoredSubscription>
   /** Read position per stream: the last message delivered to (or, for pull sessions, confirmed by) the client. */

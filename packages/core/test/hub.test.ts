@@ -1,5 +1,6 @@
 import t from 'tap'
 import type { Channels } from '../src/hub/channels.js'
+import type { HubOptions } from '../src/hub/hub.js'
 import { parseJsonl } from '../src/hub/commands.js'
 import { buildIdentifier, pingMessage, type DataMessage } from '../src/hub/protocol.js'
 import { decodeIdentifier, type Session } from '../src/hub/session.js'
@@ -456,4 +457,136 @@ t.test('remote commands reach a live session wherever it is held', async (t) => 
   const internal = await connect(hub)
   await internal.session.handle({ command: 'subscribe', identifier: buildIdentifier({ channel: '$pubsub', stream_name: '$rt:session:x' }) })
   t.equal((internal.sink.messages[1] as { type: string }).type, 'reject_subscription', 'internal streams are never public')
+})
+
+t.test('failures inside the hub are logged and contained', async (t) => {
+  const errors: string[] = []
+  const logger = { error: (_: unknown, message: string) => errors.push(message), warn: () => undefined } as unknown as HubOptions['logger']
+  const { hub, broker, store } = makeHub(t, { channels, logger })
+  const throwing = { send: () => { throw new Error('socket gone') } }
+  const bad = await hub.connect(request(), new RecordingSink())
+  if (!('session' in bad)) throw new Error('rejected')
+  await bad.session.handle({ command: 'subscribe', identifier: chat })
+  bad.session.detach()
+  await bad.session.attach(throwing, { catchUp: false })
+  const good = await connect(hub)
+  await good.session.handle({ command: 'subscribe', identifier: chat })
+  good.sink.clear()
+  await broker.publish('chat_a', 'still delivered')
+  t.equal(good.sink.messages.length, 1, 'a failing sink does not stop the others')
+  t.ok(errors.some((e) => /delivering a broadcast failed/.test(e)))
+  const originalSave = store.save.bind(store)
+  store.save = async () => { throw new Error('store down') }
+  await good.session.handle({ command: 'unsubscribe', identifier: chat })
+  t.ok(errors.some((e) => /saving the session failed/.test(e)))
+  store.save = originalSave
+  const originalPosition = broker.position.bind(broker)
+  broker.position = async () => { throw new Error('broker down') }
+  t.same(await good.session.handle({ command: 'subscribe', identifier: chat }), { ok: false, error: 'broker unavailable' })
+  broker.position = originalPosition
+  const originalHistory = broker.history.bind(broker)
+  broker.history = async () => { throw new Error('broker down') }
+  await good.session.handle({ command: 'subscribe', identifier: buildIdentifier({ channel: 'ChatChannel', room: 'b' }) })
+  t.ok(errors.some((e) => /catching up chat_b failed/.test(e)))
+  broker.history = originalHistory
+})
+
+t.test('live messages published while a stream is caught up are held, then delivered once, in order', async (t) => {
+  const { hub, broker } = makeHub(t, { channels })
+  const connected = await hub.connect(request(), new RecordingSink(), { mode: 'pull' })
+  if (!('session' in connected)) throw new Error('rejected')
+  await connected.session.handle({ command: 'subscribe', identifier: chat })
+  connected.session.detach()
+  await connected.session.confirm()
+  await broker.publish('chat_a', 1)
+  await broker.publish('chat_a', 2)
+  const history = broker.history.bind(broker)
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  broker.history = async (stream, query) => {
+    const result = await history(stream, query)
+    await gate
+    return result
+  }
+  const sink = new RecordingSink()
+  const resuming = hub.resume(connected.session.sid, sink)
+  await tick()
+  await broker.publish('chat_a', 3)
+  await broker.publish('chat_a', 4)
+  t.same(sink.messages, [], 'held back while history is read')
+  release()
+  const session = await resuming
+  broker.history = history
+  t.same(sink.messages.map((m) => (m as DataMessage).message), [1, 2, 3, 4])
+  session!.detach()
+})
+
+t.test('a session detached during catch-up stops there', async (t) => {
+  const { hub, broker } = makeHub(t, { channels })
+  const connected = await hub.connect(request(), new RecordingSink(), { mode: 'pull' })
+  if (!('session' in connected)) throw new Error('rejected')
+  await connected.session.handle({ command: 'subscribe', identifier: chat })
+  connected.session.detach()
+  await connected.session.confirm()
+  await broker.publish('chat_a', 1)
+  const history = broker.history.bind(broker)
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  broker.history = async (stream, query) => {
+    const result = await history(stream, query)
+    await gate
+    return result
+  }
+  const sink = new RecordingSink()
+  let session: Session | undefined
+  const resuming = hub.resume(connected.session.sid, { send: (o) => sink.send(o) }).then((s) => { session = s })
+  await tick()
+  // The transport gives up (client went away) before catch-up finished.
+  const held = [...(hub as unknown as { fanout: Map<string, { sessions: Set<Session> }> }).fanout.get('chat_a')!.sessions][0]!
+  held.detach()
+  release()
+  await resuming
+  broker.history = history
+  t.same(sink.messages, [])
+  t.ok(session)
+  t.equal(hub.listeners('chat_a'), 0)
+})
+
+t.test('commands on a detached session change its state only', async (t) => {
+  const { hub } = makeHub(t, { channels })
+  const { session, sink } = await connect(hub)
+  session.detach()
+  sink.clear()
+  t.same(await session.handle({ command: 'subscribe', identifier: chat }), { ok: true })
+  t.same(session.identifiers, [chat])
+  t.equal(hub.listeners('chat_a'), 0)
+})
+
+t.test('a live session that expired from the store is saved again', async (t) => {
+  let now = 0
+  const store = new MemorySessionStore({ now: () => now })
+  const { hub } = makeHub(t, { channels, store, sessionsTtl: 1 })
+  const { session } = await connect(hub)
+  now += 5000
+  t.equal(await store.get(session.sid), undefined)
+  await session.handle({ command: 'subscribe', identifier: chat })
+  t.ok(await store.get(session.sid))
+})
+
+t.test('no-op context functions outside subscribe', async (t) => {
+  const calls: string[] = []
+  const { hub } = makeHub(t, {
+    channels: {
+      Odd: {
+        unsubscribed(ctx) { ctx.transmit('ignored'); ctx.reject(); calls.push('unsubscribed') },
+        actions: { tryReject(ctx) { ctx.reject(); calls.push('action') } }
+      }
+    }
+  })
+  const { session, sink } = await connect(hub)
+  await session.handle({ command: 'subscribe', identifier: '{"channel":"Odd"}' })
+  await session.handle({ command: 'message', identifier: '{"channel":"Odd"}', data: '{"action":"tryReject"}' })
+  await session.handle({ command: 'unsubscribe', identifier: '{"channel":"Odd"}' })
+  t.same(calls, ['action', 'unsubscribed'])
+  t.same(sink.types(), ['welcome', 'confirm_subscription'], 'reject() after subscribe and transmit() in unsubscribed do nothing')
 })

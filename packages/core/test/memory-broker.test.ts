@@ -90,3 +90,17 @@ t.test('the sweep timer runs on its own', async (t) => {
   await new Promise((resolve) => setTimeout(resolve, 30))
   t.equal(broker.streamCount, 0)
 })
+
+t.test('onAppend and onDrop hooks see what history keeps and drops', async (t) => {
+  const appended: number[] = []
+  const dropped: string[] = []
+  let now = 0
+  const broker = new MemoryBroker({ historyTtl: 1, now: () => now, onAppend: (m) => appended.push(m.offset), onDrop: (s) => dropped.push(s) })
+  t.teardown(() => broker.close())
+  await broker.publish('s', 1)
+  await broker.publish('s', 2, { transient: true })
+  now += 2000
+  broker.sweep()
+  t.same(appended, [1])
+  t.same(dropped, ['s'])
+})

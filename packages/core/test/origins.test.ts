@@ -24,3 +24,7 @@ t.test('allowedOrigins option validation', async (t) => {
   t.throws(() => checkAllowedOrigins('a.com', '@rt/x'), /@rt\/x: allowedOrigins/)
   t.throws(() => checkAllowedOrigins([''], '@rt/x'), /allowedOrigins/)
 })
+
+t.test('origins without a host are refused', async (t) => {
+  t.equal(originMatcher(['example.com'])('file:///etc/passwd'), false)
+})

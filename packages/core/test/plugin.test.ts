@@ -33,6 +33,7 @@ t.test('invalid options fail at register time with clear messages', async (t) =>
     [{ channels: { A: 1 } }, /channel A must be an object/],
     [{ channels: { $pubsub: {} } }, /reserved/],
     [{ sessionsTtl: -1 }, /sessionsTtl/],
+    [{ sessionsTtl: '5' }, /sessionsTtl/],
     [{ streamsSecret: '' }, /streamsSecret/]
   ]
   for (const [options, message] of cases) {

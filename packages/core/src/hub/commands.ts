@@ -68,7 +68,7 @@ export function validateCommand(value: unknown): ParsedCommand {
   const validator = validators[name as keyof typeof validators]
   if (validator.Check(value)) return { ok: true, command: value as Command }
   const first = validator.Errors(value).First()!
-  return { ok: false, error: `invalid ${name} command: ${first.path.slice(1) || 'command'} ${first.message}` }
+  return { ok: false, error: `invalid ${name} command: ${first.path.slice(1)} ${first.message}` }
 }
 
 /** Parses and validates one JSON line. */

@@ -111,7 +111,7 @@ export class Hub {
   async connect(request: FastifyRequest, sink: SessionSink, options: ConnectOptions = {}): Promise<ConnectResult> {
     const mode = options.mode ?? 'live'
     const previous = options.restoreSid !== undefined && this.sessionsTtlMs > 0 ? await this.takeOver(options.restoreSid) : undefined
-    let identity: Identity | null
+    let identity: Identity
     if (previous !== undefined) {
       identity = previous.identity
     } else {

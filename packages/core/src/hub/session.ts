@@ -279,7 +279,7 @@ export class Session {
     hooks: { reject(): void; transmit(data: unknown): void }
   ): ChannelContext {
     return {
-      identity: this.state.identity ?? {},
+      identity: this.state.identity,
       params: subscription.params,
       identifier,
       sid: this.sid,
@@ -345,17 +345,21 @@ export class Session {
       this.hub.join(stream, this)
     }
     for (const stream of added) {
+      let caught: Awaited<ReturnType<typeof catchUp>> | undefined
       try {
-        const result = await catchUp(this.hub.broker, stream, this.cursor[stream]!)
-        if (!this.held.has(stream)) continue
-        for (const message of result.messages) this.deliver(message, undefined)
-        this.cursor[stream] = result.position
+        caught = await catchUp(this.hub.broker, stream, this.cursor[stream]!)
       } catch (error) {
         this.hub.logError(error, `catching up ${stream} failed`)
       }
       const held = this.held.get(stream)
+      // Detached meanwhile: the next attach catches up again from the same position.
+      if (held === undefined) continue
       this.held.delete(stream)
-      for (const message of held ?? []) this.deliver(message, undefined)
+      if (caught !== undefined) {
+        for (const message of caught.messages) this.deliver(message, undefined)
+        this.cursor[stream] = caught.position
+      }
+      for (const message of held) this.deliver(message, undefined)
     }
     return OK
   }
@@ -368,6 +372,7 @@ export class Session {
       this.cursor[stream] = { offset: message.offset, epoch: message.epoch }
     }
     if (message.meta?.exclude_socket === this.sid) return
+    /* c8 ignore next -- a stream is left before its subscriptions are forgotten, so it always has identifiers here */
     for (const identifier of this.streamIdentifiers.get(stream) ?? []) {
       let outgoing = shared?.get(identifier)
       if (outgoing === undefined) {

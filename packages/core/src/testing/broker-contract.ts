@@ -16,7 +16,9 @@ function collect(broker: Broker, stream: string): { messages: StreamMessage[]; s
 }
 
 async function until(check: () => boolean, what: string): Promise<void> {
+  /* c8 ignore next -- the bound is only reached when an implementation breaks the contract */
   for (let i = 0; i < 400 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  /* c8 ignore next -- only reached when an implementation breaks the contract */
   if (!check()) throw new Error(`timed out waiting for ${what}`)
 }
 
