@@ -31,6 +31,7 @@ t.test('invalid options fail at register time with clear messages', async (t) =>
     [{ authenticate: 'x' }, /authenticate must be a function/],
     [{ channels: 5 }, /channels must be an object/],
     [{ channels: { A: 1 } }, /channel A must be an object/],
+    [{ channels: { A: null } }, /channel A must be an object/],
     [{ channels: { $pubsub: {} } }, /reserved/],
     [{ sessionsTtl: -1 }, /sessionsTtl/],
     [{ sessionsTtl: '5' }, /sessionsTtl/],
@@ -78,7 +79,7 @@ t.test('a broker and store passed in are the caller\'s to close', async (t) => {
     await store.close()
   })
   const app = Fastify()
-  await app.register(rtCore, { broker, sessionStore: store, metrics: { path: '/m' }, broadcast: { path: '/pub' } })
+  await app.register(rtCore, { broker, sessionStore: store, metrics: { path: '/m' }, broadcast: { path: '/pub' }, channels: { Ok: {} } })
   t.equal((await app.inject('/m')).statusCode, 200)
   t.equal((await app.inject({ method: 'POST', url: '/pub' })).statusCode, 401)
   await app.close()
