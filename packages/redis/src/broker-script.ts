@@ -1,0 +1,138 @@
+import { LuaScript } from './lua.js'
+
+/**
+ * Every operation on a stream, as one Lua script: a publish assigns the offset,
+ * appends to the history, applies retention and fans the message out in one
+ * atomic step, so every node sees one order. One script for all operations also
+ * means one SHA: when Redis has lost its script cache, every call gets NOSCRIPT
+ * and is re-sent in the order it was made.
+ *
+ * KEYS[1] meta hash, KEYS[2] history stream (see keys.ts).
+ * ARGV[1] operation, ARGV[2] epoch to create when the stream has none,
+ * ARGV[3] history limit, ARGV[4] history TTL in ms (-1: none),
+ * ARGV[5] key TTL in ms (-1: none), ARGV[6…] the operation's own.
+ *
+ * Entry ids are `<offset>-0`, so reads by position are plain XRANGEs. Timestamps
+ * never decrease along a stream (a clock step back reuses the last one), so reads
+ * by time and age-based retention can binary-search the history.
+ */
+export const BROKER_LUA = `
+local meta, hist = KEYS[1], KEYS[2]
+local op, limit, ttl, keyTtl = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+
+local function int(n) return string.format('%d', n) end
+local function field(name, default) return tonumber(redis.call('HGET', meta, name) or default) end
+
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function offsetOf(entry) return tonumber(string.match(entry[1], '^%d+')) end
+local function timeOf(entry) return tonumber(entry[2][2]) end
+local function head() return redis.call('XRANGE', hist, '-', '+', 'COUNT', 1)[1] end
+local function tail() return redis.call('XREVRANGE', hist, '+', '-', 'COUNT', 1)[1] end
+local function from(offset) return redis.call('XRANGE', hist, int(offset), '+', 'COUNT', 1)[1] end
+
+-- The first retained entry stamped at or after 'since', or nil.
+local function firstSince(since)
+  local first = head()
+  if first == nil or timeOf(first) >= since then return first end
+  local last = tail()
+  if timeOf(last) < since then return nil end
+  local low, high = offsetOf(first), offsetOf(last)
+  while low < high do
+    local mid = math.floor((low + high) / 2)
+    local entry = from(mid)
+    if timeOf(entry) >= since then high = mid else low = offsetOf(entry) + 1 end
+  end
+  return from(low)
+end
+
+-- Retention dropped every entry up to 'through': positions before it cannot be resumed whole.
+local function evict(through)
+  if through > field('evicted', '0') then redis.call('HSET', meta, 'evicted', int(through)) end
+  redis.call('XTRIM', hist, 'MINID', int(through + 1))
+end
+
+local function expire(time)
+  if ttl < 0 then return end
+  local oldest = time - ttl
+  local first = head()
+  if first == nil or timeOf(first) >= oldest then return end
+  local fresh = firstSince(oldest)
+  local stale
+  if fresh == nil then stale = tail() else stale = redis.call('XREVRANGE', hist, '(' .. fresh[1], '-', 'COUNT', 1)[1] end
+  evict(offsetOf(stale))
+end
+
+local function touch()
+  if keyTtl > 0 then
+    redis.call('PEXPIRE', meta, keyTtl)
+    redis.call('PEXPIRE', hist, keyTtl)
+  end
+end
+
+-- The stream's epoch, created on first use. A new epoch is a new history: entries of an older one go.
+local function epoch()
+  if redis.call('HSETNX', meta, 'epoch', ARGV[2]) == 1 then redis.call('DEL', hist) end
+  return redis.call('HGET', meta, 'epoch')
+end
+
+if op == 'publish' then
+  -- ARGV[6] channel, ARGV[7] body {"data":…,"meta":…}, ARGV[8] '1' when transient
+  local e = epoch()
+  local time = now()
+  local stamp = math.max(time, field('ts', '0'))
+  local offset = 0
+  local after = field('offset', '0')
+  if ARGV[8] ~= '1' then
+    offset = redis.call('HINCRBY', meta, 'offset', 1)
+    after = offset - 1
+    redis.call('HSET', meta, 'ts', int(stamp))
+    if limit == 0 then
+      evict(offset)
+    else
+      redis.call('XADD', hist, int(offset) .. '-0', 't', int(stamp), 'b', ARGV[7])
+      local excess = redis.call('XLEN', hist) - limit
+      if excess > 0 then
+        local dropped = redis.call('XRANGE', hist, '-', '+', 'COUNT', excess)
+        evict(offsetOf(dropped[#dropped]))
+      end
+      expire(time)
+    end
+  end
+  touch()
+  redis.call('PUBLISH', ARGV[6], '{"o":' .. int(offset) .. ',"a":' .. int(after) .. ',"e":"' .. e .. '","t":' .. int(stamp) .. ',"b":' .. ARGV[7] .. '}')
+  return {offset, e, stamp}
+elseif op == 'position' then
+  local e = epoch()
+  touch()
+  return {field('offset', '0'), e}
+elseif op == 'history' then
+  -- ARGV[6] 'after' or 'since', ARGV[7] offset or ms, ARGV[8] epoch of the position, ARGV[9] most entries (-1: all)
+  local e = redis.call('HGET', meta, 'epoch')
+  if not e then return {''} end
+  expire(now())
+  local last = field('offset', '0')
+  local count = tonumber(ARGV[9])
+  local start
+  local complete = 1
+  if ARGV[6] == 'after' then
+    local position = tonumber(ARGV[7])
+    if ARGV[8] ~= e or position > last then return {e, last, 0, {}} end
+    if position < field('evicted', '0') then complete = 0 end
+    start = int(math.max(math.floor(position), 0) + 1)
+  else
+    local first = firstSince(tonumber(ARGV[7]))
+    if first == nil then return {e, last, 1, {}} end
+    start = first[1]
+  end
+  if count == 0 then return {e, last, complete, {}} end
+  if count < 0 then return {e, last, complete, redis.call('XRANGE', hist, start, '+')} end
+  return {e, last, complete, redis.call('XRANGE', hist, start, '+', 'COUNT', count)}
+end
+return redis.error_reply('ERR @rt/redis: unknown broker operation ' .. tostring(op))
+`
+
+export const brokerScript = new LuaScript(BROKER_LUA)

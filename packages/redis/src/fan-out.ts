@@ -1,0 +1,307 @@
+import { catchUp, type Broker, type StreamListener, type StreamMessage, type StreamPosition } from '@rt/core'
+import { duplicate, watch } from './connection.js'
+import type { RedisClient, RedisLogger } from './options.js'
+
+const noop = (): void => undefined
+
+/** Statuses of a connection that is down (ioredis retries it). */
+const DOWN = new Set(['reconnecting', 'close', 'end'])
+
+/** A message as it arrives on the pub/sub channel. */
+export interface LiveMessage {
+  message: StreamMessage
+  /** For a transient message (offset 0): the stream's last offset when it was published, i.e. its place in the order. */
+  after: number
+}
+
+/** One stream this process listens to. */
+interface Channel {
+  readonly stream: string
+  /** The Redis pub/sub channel. */
+  readonly name: string
+  readonly listeners: Set<StreamListener>
+  /** Position of the last stored message delivered (at first: the stream's position when the first listener came). */
+  last: StreamPosition | undefined
+  /** The first listener's start position, being read. */
+  start: Promise<StreamPosition> | undefined
+  /** The SUBSCRIBE in flight, if any. */
+  activation: Promise<unknown> | undefined
+  /** Settles when the first SUBSCRIBE is acknowledged (or the subscriber connection fails); then cleared. */
+  activating: Promise<void> | undefined
+  /** Live messages held back while history is read; `undefined` while delivering live. */
+  held: LiveMessage[] | undefined
+  syncing: boolean
+  /** Another catch-up was asked for while one was running (the subscriber reconnected meanwhile). */
+  again: boolean
+  failures: number
+  retry: NodeJS.Timeout | undefined
+}
+
+export interface FanOutOptions {
+  /** The command client; the subscriber connection is its duplicate. */
+  client: RedisClient
+  /** The broker, for start positions and catching up from history. */
+  broker: Pick<Broker, 'position' | 'history'>
+  channelName: (stream: string) => string
+  decode: (stream: string, payload: string) => LiveMessage
+  logger: RedisLogger
+  connectionName: string
+}
+
+/**
+ * Live delivery for one process: ONE subscriber connection (a duplicate of the
+ * command client, opened on the first subscription), SUBSCRIBE per stream,
+ * local listeners multiplexed on it, UNSUBSCRIBE when the last local listener
+ * leaves.
+ *
+ * Each stream is delivered in offset order with nothing lost and nothing
+ * repeated. A new stream starts at its position when the first listener
+ * subscribed; whenever live messages may have been missed (before the SUBSCRIBE
+ * took effect, while the connection was down, or when an offset is skipped),
+ * live messages are held back, the history after the last delivered position is
+ * read, and both are merged in publication order. Transient messages carry
+ * their place in that order, so they are merged too; those published while the
+ * connection was down are gone (they were never stored).
+ */
+export class FanOut {
+  private subscriber: RedisClient | undefined
+  private unwatch: (() => void) | undefined
+  private subscriberWasReady = false
+  private interruption: { promise: Promise<void>; resolve: () => void } | undefined
+  private readonly channels = new Map<string, Channel>()
+  private closed = false
+
+  constructor(private readonly options: FanOutOptions) {}
+
+  /** Number of streams with local listeners (each is one SUBSCRIBE on the shared connection). */
+  get size(): number {
+    return this.channels.size
+  }
+
+  subscribe(stream: string, listener: StreamListener): () => void {
+    const name = this.options.channelName(stream)
+    let channel = this.channels.get(name)
+    if (channel === undefined) {
+      const start = this.options.broker.position(stream)
+      start.catch(() => undefined)
+      channel = {
+        stream, name, listeners: new Set(), last: undefined, start, activation: undefined, activating: undefined,
+        held: [], syncing: false, again: false, failures: 0, retry: undefined
+      }
+      const activation = this.activate(channel)
+      channel.activating = this.activatingOf(channel, activation)
+      this.channels.set(name, channel)
+      this.sync(channel)
+    }
+    const current = channel
+    // Wrapped so that one function subscribed twice is removed once per unsubscribe.
+    const entry: StreamListener = (message) => listener(message)
+    current.listeners.add(entry)
+    return () => {
+      current.listeners.delete(entry)
+      if (current.listeners.size === 0 && this.channels.get(name) === current) this.drop(current)
+    }
+  }
+
+  /**
+   * While this process is still subscribing to `stream` for its first listener,
+   * the promise that settles once it has (or the subscriber connection failed).
+   * A publish from this process waits for it, so a message published after
+   * `subscribe()` returned reaches that listener live, transient ones included.
+   */
+  activating(stream: string): Promise<void> | undefined {
+    const channel = this.channels.get(this.options.channelName(stream))
+    // While the subscriber connection is down, waiting would hold the publish until it is back.
+    if (channel === undefined || DOWN.has(this.subscriber!.status)) return undefined
+    return channel.activating
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const channel of this.channels.values()) clearTimeout(channel.retry)
+    this.channels.clear()
+    this.unwatch?.()
+    this.subscriber?.disconnect()
+  }
+
+  private connection(): RedisClient {
+    if (this.subscriber !== undefined) return this.subscriber
+    const subscriber = duplicate(this.options.client, `${this.options.connectionName}:subscriber`)
+    subscriber.on('message', (name: string, payload: string) => this.receive(name, payload))
+    this.unwatch = watch(subscriber, 'subscriber', this.options.logger, {
+      ready: () => {
+        if (this.subscriberWasReady) for (const channel of this.channels.values()) this.sync(channel)
+        this.subscriberWasReady = true
+      },
+      close: () => {
+        this.interruption?.resolve()
+        this.interruption = undefined
+        // Whatever is published until the next SUBSCRIBE takes effect is read from history.
+        for (const channel of this.channels.values()) channel.held ??= []
+      }
+    })
+    this.subscriber = subscriber
+    return subscriber
+  }
+
+  private activate(channel: Channel): Promise<unknown> {
+    const activation = this.connection().subscribe(channel.name)
+    activation.catch(() => undefined)
+    channel.activation = activation
+    return activation
+  }
+
+  /** Settles when the SUBSCRIBE is acknowledged or the subscriber connection closes, whichever comes first. */
+  private activatingOf(channel: Channel, activation: Promise<unknown>): Promise<void> {
+    const settled: Promise<void> = Promise.race([activation.then(noop, noop), this.interrupted()]).then(() => {
+      if (channel.activating === settled) channel.activating = undefined
+    })
+    return settled
+  }
+
+  /** A promise resolved the next time the subscriber connection closes (one for all waiters). */
+  private interrupted(): Promise<void> {
+    if (this.interruption === undefined) {
+      let resolve = noop
+      const promise = new Promise<void>((done) => (resolve = done))
+      this.interruption = { promise, resolve }
+    }
+    return this.interruption.promise
+  }
+
+  private drop(channel: Channel): void {
+    this.channels.delete(channel.name)
+    clearTimeout(channel.retry)
+    this.connection().unsubscribe(channel.name).catch((err: unknown) => {
+      /* c8 ignore next -- only when the subscriber connection drops between the last unsubscribe and its answer */
+      if (!this.closed) this.options.logger.warn({ err }, `@rt/redis: unsubscribing from ${channel.stream} failed`)
+    })
+  }
+
+  private current(channel: Channel): boolean {
+    return !this.closed && this.channels.get(channel.name) === channel
+  }
+
+  private receive(name: string, payload: string): void {
+    const channel = this.channels.get(name)
+    if (channel === undefined) return
+    let live: LiveMessage
+    try {
+      live = this.options.decode(channel.stream, payload)
+    } catch (err) {
+      this.options.logger.error({ err }, `@rt/redis: dropped an undecodable message on ${channel.stream}`)
+      return
+    }
+    if (channel.held !== undefined) {
+      channel.held.push(live)
+      return
+    }
+    const { message } = live
+    const last = channel.last!
+    if (message.offset > 0 && (message.epoch === last.epoch ? message.offset > last.offset + 1 : message.offset > 1)) {
+      // An offset was skipped: something never arrived. Read it from history first.
+      channel.held = [live]
+      this.sync(channel)
+      return
+    }
+    if (message.offset === 0) this.deliver(channel, message)
+    else this.deliverStored(channel, message)
+  }
+
+  /** Holds live messages back and catches the stream up from history (one run at a time per stream). */
+  private sync(channel: Channel): void {
+    channel.held ??= []
+    if (channel.syncing) {
+      channel.again = true
+      return
+    }
+    clearTimeout(channel.retry)
+    channel.retry = undefined
+    channel.syncing = true
+    void this.runSync(channel)
+  }
+
+  private async runSync(channel: Channel): Promise<void> {
+    try {
+      do {
+        channel.again = false
+        if (channel.last === undefined) {
+          const start = channel.start ?? this.options.broker.position(channel.stream)
+          channel.start = undefined
+          channel.last = await start
+        }
+        // SUBSCRIBE first: whatever is published after it arrives live, what came before is in history.
+        const activation = channel.activation ?? this.activate(channel)
+        channel.activation = undefined
+        await activation
+        if (!this.current(channel)) return
+        const from = channel.last
+        const result = await catchUp(this.options.broker as Broker, channel.stream, from)
+        if (!this.current(channel)) return
+        if (result.messages.length === 0) channel.last = result.position
+        this.merge(channel, from, result.messages)
+      } while (channel.again)
+      channel.held = undefined
+      channel.failures = 0
+    } catch (err) {
+      if (!this.current(channel)) return
+      if (channel.failures++ === 0) {
+        this.options.logger.warn({ err }, `@rt/redis: catching up stream ${channel.stream} failed; retrying`)
+      }
+      channel.retry = setTimeout(() => {
+        channel.retry = undefined
+        if (this.current(channel)) this.sync(channel)
+      }, Math.min(5000, 50 * 2 ** channel.failures))
+      channel.retry.unref()
+    } finally {
+      channel.syncing = false
+    }
+  }
+
+  /**
+   * Delivers history read after `from` together with the live messages held back
+   * meanwhile, in publication order. Held messages are the true order from the
+   * moment the subscription took effect; the history messages before each one's
+   * place come first, duplicates are dropped.
+   */
+  private merge(channel: Channel, from: StreamPosition, history: readonly StreamMessage[]): void {
+    const held = channel.held ?? []
+    channel.held = []
+    const historyEpoch = history[0]?.epoch
+    let next = 0
+    const flush = (epoch: string, through: number): void => {
+      while (next < history.length &&
+        (epoch === historyEpoch ? history[next]!.offset <= through : epoch !== from.epoch)) {
+        this.deliverStored(channel, history[next++]!)
+      }
+    }
+    for (const { message, after } of held) {
+      if (message.offset === 0) {
+        flush(message.epoch, after)
+        this.deliver(channel, message)
+      } else {
+        flush(message.epoch, message.offset - 1)
+        this.deliverStored(channel, message)
+      }
+    }
+    while (next < history.length) this.deliverStored(channel, history[next++]!)
+  }
+
+  private deliverStored(channel: Channel, message: StreamMessage): void {
+    const last = channel.last
+    if (last !== undefined && message.epoch === last.epoch && message.offset <= last.offset) return
+    channel.last = { offset: message.offset, epoch: message.epoch }
+    this.deliver(channel, message)
+  }
+
+  private deliver(channel: Channel, message: StreamMessage): void {
+    for (const listener of [...channel.listeners]) {
+      try {
+        listener(message)
+      } catch (err) {
+        this.options.logger.error({ err }, `@rt/redis: a listener of ${channel.stream} threw`)
+      }
+    }
+  }
+}

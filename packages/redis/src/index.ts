@@ -1,0 +1,10 @@
+export { RedisBroker } from './redis-broker.js'
+export { RedisSessionStore } from './redis-session-store.js'
+export type {
+  RedisBrokerOptions,
+  RedisSessionStoreOptions,
+  RedisConnectionOptions,
+  RedisCommonOptions,
+  RedisLogger,
+  RedisClient
+} from './options.js'

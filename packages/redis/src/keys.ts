@@ -1,0 +1,24 @@
+/**
+ * Redis names of one stream. Every name carries the stream in a hash tag
+ * (`{stream}`), so all of a stream's keys live in one Cluster slot and one Lua
+ * script may touch them together. The suffixes have one length, so two streams
+ * never share a name whatever characters they contain.
+ */
+export interface StreamKeys {
+  /** Hash: `epoch`, `offset` (last assigned), `ts` (last timestamp), `evicted` (highest offset dropped by retention). */
+  meta: string
+  /** Redis Stream of retained messages, entry id `<offset>-0`, fields `t` (ms) and `b` (the JSON body). */
+  history: string
+  /** Pub/sub channel the publish script fans messages out on. */
+  channel: string
+}
+
+export function streamKeys(prefix: string, stream: string): StreamKeys {
+  const base = `${prefix}{${stream}}`
+  return { meta: `${base}:m`, history: `${base}:h`, channel: `${base}:p` }
+}
+
+/** The key of one session (a hash: `lease`, `json`). */
+export function sessionKey(prefix: string, sid: string): string {
+  return `${prefix}session:${sid}`
+}

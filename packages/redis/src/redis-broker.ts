@@ -1,0 +1,195 @@
+import {
+  BrokerUnavailableError,
+  newEpoch,
+  type Broker,
+  type HistoryQuery,
+  type HistoryResult,
+  type MessageMeta,
+  type PublishOptions,
+  type StreamListener,
+  type StreamMessage,
+  type StreamPosition
+} from '@rt/core'
+import { brokerScript } from './broker-script.js'
+import { Connection } from './connection.js'
+import { FanOut, type LiveMessage } from './fan-out.js'
+import { streamKeys } from './keys.js'
+import { checkCommon, fail, type RedisBrokerOptions } from './options.js'
+
+/** What a history entry and a pub/sub message carry besides their position. */
+interface Body {
+  data: unknown
+  meta?: MessageMeta
+}
+
+type Entry = [id: string, fields: string[]]
+
+function seconds(value: unknown, name: string, fallback: number): number {
+  const result = value ?? fallback
+  if (typeof result !== 'number' || !(result > 0)) fail(`${name} must be a positive number of seconds (or Infinity)`)
+  return result
+}
+
+function ms(secondsValue: number): number {
+  return Number.isFinite(secondsValue) ? Math.max(1, Math.round(secondsValue * 1000)) : -1
+}
+
+/**
+ * A `Broker` on Redis Streams, for several Fastify processes sharing one Redis:
+ * publish on any node, receive and read history on every node.
+ *
+ * - One round trip per publish: a Lua script assigns the stream's next offset,
+ *   appends to its history (bounded by `historyLimit` and `historyTtl`) and
+ *   PUBLISHes it, atomically, so every node sees one order.
+ * - The epoch of a stream lives in Redis, shared by all nodes and kept across
+ *   restarts; a new one starts only when the stream's keys are really gone
+ *   (expired after `streamTtl`, flushed, deleted).
+ * - Live delivery uses one subscriber connection per broker, whatever the
+ *   number of streams and listeners; see {@link FanOut} for the ordering and
+ *   catch-up guarantees across reconnects.
+ * - During an outage calls reject with `BrokerUnavailableError` at once; ioredis
+ *   reconnects in the background and live subscriptions catch up from history.
+ */
+export class RedisBroker implements Broker {
+  readonly keyPrefix: string
+  readonly historyLimit: number
+  /** History TTL in ms, `Infinity` for none. */
+  readonly historyTtlMs: number
+  /** Key TTL in ms, `Infinity` for none. */
+  readonly streamTtlMs: number
+  private readonly connection: Connection
+  private readonly fanOut: FanOut
+  private readonly limits: [number, number, number]
+  private closed = false
+
+  constructor(options: RedisBrokerOptions) {
+    this.keyPrefix = checkCommon(options)
+    const historyLimit = options.historyLimit ?? 100
+    if (!Number.isInteger(historyLimit) || historyLimit < 0) fail('historyLimit must be a non-negative integer')
+    const historyTtl = seconds(options.historyTtl, 'historyTtl', 300)
+    const streamTtl = seconds(options.streamTtl, 'streamTtl', historyTtl * 10)
+    this.historyLimit = historyLimit
+    this.historyTtlMs = historyTtl * 1000
+    this.streamTtlMs = streamTtl * 1000
+    this.limits = [historyLimit, ms(historyTtl), ms(streamTtl)]
+    this.connection = new Connection(options, 'command')
+    this.fanOut = new FanOut({
+      client: this.connection.client,
+      broker: this,
+      channelName: (stream) => streamKeys(this.keyPrefix, stream).channel,
+      decode: (stream, payload) => decodeLive(stream, payload),
+      logger: this.connection.logger,
+      connectionName: this.connection.connectionName
+    })
+  }
+
+  /** Number of streams this process receives live (one SUBSCRIBE each, all on one connection). */
+  get liveStreams(): number {
+    return this.fanOut.size
+  }
+
+  publish(stream: string, data: unknown, options: PublishOptions = {}): Promise<StreamMessage> {
+    const meta = options.transient ? { ...options.meta, transient: true } : options.meta
+    const transient = meta?.transient === true
+    let body: string
+    try {
+      // JSON has no `undefined`: it is published as null.
+      body = `{"data":${JSON.stringify(data) ?? 'null'}${meta === undefined ? '' : `,"meta":${JSON.stringify(meta)}`}}`
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    const keys = streamKeys(this.keyPrefix, stream)
+    const send = (): Promise<StreamMessage> =>
+      this.run('publish', keys, [newEpoch(), ...this.limits, keys.channel, body, transient ? '1' : '0']).then((reply) => {
+        const [offset, epoch, timestamp] = reply as [number, string, number]
+        const message: StreamMessage = { stream, offset, epoch, timestamp, data }
+        if (meta !== undefined) message.meta = meta
+        return message
+      })
+    // Wait until this process listens to the stream if it just started to, so its own listeners get the message live.
+    const activating = this.closed ? undefined : this.fanOut.activating(stream)
+    return activating === undefined ? send() : activating.then(send)
+  }
+
+  subscribe(stream: string, listener: StreamListener): () => void {
+    if (this.closed) throw new BrokerUnavailableError('@rt/redis: subscribe failed: the broker is closed')
+    return this.fanOut.subscribe(stream, listener)
+  }
+
+  history(stream: string, query: HistoryQuery): Promise<HistoryResult> {
+    const keys = streamKeys(this.keyPrefix, stream)
+    let args: (string | number)[]
+    try {
+      const limit = count(query.limit ?? Infinity)
+      args = 'since' in query
+        ? ['since', number(query.since, 'since'), '', limit]
+        : ['after', number(query.after.offset, 'after.offset'), String(query.after.epoch), limit]
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return this.run('history', keys, ['', ...this.limits, ...args]).then((reply) => {
+      const [epoch, lastOffset, complete, entries] = reply as [string, number, number, Entry[]]
+      if (epoch === '') return { messages: [], epoch: '', lastOffset: 0, complete: 'since' in query }
+      return { messages: entries.map((entry) => decodeEntry(stream, epoch, entry)), epoch, lastOffset, complete: complete === 1 }
+    })
+  }
+
+  position(stream: string): Promise<StreamPosition> {
+    return this.run('position', streamKeys(this.keyPrefix, stream), [newEpoch(), ...this.limits]).then((reply) => {
+      const [offset, epoch] = reply as [number, string]
+      return { offset, epoch }
+    })
+  }
+
+  remove(stream: string, offsets: readonly number[]): Promise<void> {
+    const ids = offsets.filter((offset) => Number.isSafeInteger(offset) && offset > 0).map((offset) => `${offset}-0`)
+    const { history } = streamKeys(this.keyPrefix, stream)
+    return this.connection.call('remove', () => ids.length === 0 ? Promise.resolve() : this.connection.client.xdel(history, ...ids).then(() => undefined))
+  }
+
+  /** Closes the subscriber connection, and the command connection when it was created from `url`. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.fanOut.close()
+    await this.connection.close()
+  }
+
+  private run(op: string, keys: { meta: string; history: string }, args: (string | number)[]): Promise<unknown> {
+    return this.connection.call(op, () => brokerScript.run(this.connection.client, [keys.meta, keys.history], [op, ...args]))
+  }
+}
+
+function number(value: unknown, name: string): number {
+  if (typeof value !== 'number' || Number.isNaN(value)) fail(`history: ${name} must be a number`)
+  return value
+}
+
+function count(limit: number): number {
+  if (limit === Infinity) return -1
+  if (!Number.isInteger(limit) || limit < 0) fail('history: limit must be a non-negative integer')
+  return limit
+}
+
+function decodeBody(json: string): Body {
+  return JSON.parse(json) as Body
+}
+
+function withMeta(message: StreamMessage, body: Body): StreamMessage {
+  if (body.meta !== undefined) message.meta = body.meta
+  return message
+}
+
+function decodeEntry(stream: string, epoch: string, [id, fields]: Entry): StreamMessage {
+  const body = decodeBody(fields[3]!)
+  return withMeta({ stream, offset: Number.parseInt(id, 10), epoch, timestamp: Number(fields[1]), data: body.data }, body)
+}
+
+/** Decodes what the publish script PUBLISHes: `{"o":offset,"a":after,"e":epoch,"t":ms,"b":body}`. */
+export function decodeLive(stream: string, payload: string): LiveMessage {
+  const { o, a, e, t, b } = JSON.parse(payload) as { o: number; a: number; e: string; t: number; b: Body }
+  if (typeof o !== 'number' || typeof e !== 'string' || typeof b !== 'object' || b === null) {
+    throw new TypeError('not an rt message')
+  }
+  return { message: withMeta({ stream, offset: o, epoch: e, timestamp: t, data: b.data }, b), after: a }
+}
