@@ -66,6 +66,15 @@ export async function until(check: () => boolean, what: string): Promise<void> {
   if (!check()) throw new Error(`timed out waiting for ${what}`)
 }
 
+/** Like {@link until} with an asynchronous check (e.g. asking Redis). */
+export async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if (await check()) return
+    await sleep(5)
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
 /** The id of the connection named `name` (CLIENT LIST), or undefined. */
 export async function clientId(client: Redis, name: string): Promise<string | undefined> {
   const list = await client.client('LIST') as string
