@@ -1,0 +1,126 @@
+import t from 'tap'
+import { BrokerUnavailableError, type StreamMessage } from '@rt/core'
+import { Redis } from 'ioredis'
+import { RedisBroker, RedisSessionStore } from '../src/index.js'
+import { admin, cleanup, clientId, eventually, REDIS_URL, recorder, uniquePrefix, until } from './helpers.js'
+
+const redis = await admin(t)
+const prefix = uniquePrefix('outage')
+t.teardown(() => cleanup(redis, prefix))
+const CLOSED_PORT = 'redis://127.0.0.1:1'
+
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+
+t.test('a broker whose Redis is unreachable rejects every call with BrokerUnavailableError', async (t) => {
+  const { logger, warnings } = recorder()
+  const broker = new RedisBroker({ url: CLOSED_PORT, keyPrefix: prefix, logger })
+  t.teardown(() => broker.close())
+  const error = await broker.publish('s', 1).then(() => undefined, (error: unknown) => error)
+  t.type(error, BrokerUnavailableError)
+  t.match((error as Error).message, /^@rt\/redis: publish failed: Redis is unreachable/)
+  t.match((error as Error).cause, { code: 'ECONNREFUSED' }, 'the cause is kept')
+  await t.rejects(broker.publish('s', 2), BrokerUnavailableError, 'also once the first attempt failed')
+  await t.rejects(broker.history('s', { since: 0 }), BrokerUnavailableError)
+  await t.rejects(broker.position('s'), BrokerUnavailableError)
+  await t.rejects(broker.remove('s', [1]), BrokerUnavailableError)
+  t.equal(warnings.filter((w) => w.includes('command connection to Redis failed')).length, 1, 'logged once, not once per retry')
+
+  const stop = broker.subscribe('s', () => undefined)
+  await until(() => warnings.some((w) => w.includes('catching up stream s failed; retrying')), 'the subscription to report its failure')
+  stop()
+
+  const sessions = new RedisSessionStore({ url: CLOSED_PORT, keyPrefix: prefix, logger })
+  t.teardown(() => sessions.close())
+  await t.rejects(sessions.get('x'), BrokerUnavailableError)
+  await t.rejects(sessions.claim('x', 1000), BrokerUnavailableError)
+})
+
+t.test('after client.disconnect() a publish rejects; once ioredis reconnects it succeeds again', async (t) => {
+  const client = new Redis(REDIS_URL, { retryStrategy: () => 200 })
+  t.teardown(() => client.disconnect())
+  const { logger, warnings, infos } = recorder()
+  const broker = new RedisBroker({ client, keyPrefix: prefix, logger })
+  t.teardown(() => broker.close())
+  t.equal((await broker.publish('reconnect', 1)).offset, 1, 'waits for the first connection')
+  client.disconnect(true)
+  await until(() => client.status === 'reconnecting', 'the connection to drop')
+  await t.rejects(broker.publish('reconnect', 2), { name: 'BrokerUnavailableError', message: /Redis is unreachable \(connection \w+\); nothing was sent/ })
+  await until(() => client.status === 'ready', 'ioredis to reconnect')
+  t.equal((await broker.publish('reconnect', 3)).offset, 2, 'the failed publish took no offset')
+  t.ok(warnings.some((w) => w.includes('command connection to Redis lost')))
+  t.ok(infos.some((i) => i.includes('command connection to Redis restored')))
+
+  client.disconnect()
+  await t.rejects(broker.publish('reconnect', 4), BrokerUnavailableError)
+  await broker.close()
+  await broker.close()
+  t.equal(client.status, 'end', 'the broker did not touch a client it was given, beyond its listeners')
+  t.equal(client.listenerCount('ready'), 0)
+})
+
+t.test('a publish in flight when the connection dies fails to its caller; none hangs', async (t) => {
+  const name = `rt-test-inflight-${process.pid}`
+  const broker = new RedisBroker({ url: REDIS_URL, keyPrefix: prefix, connectionName: name, logger: recorder().logger })
+  t.teardown(() => broker.close())
+  await broker.position('inflight')
+  const id = await clientId(redis, name)
+  const pending = range(1, 200).map((i) => broker.publish('inflight', i))
+  await redis.client('KILL', 'ID', id!)
+  const results = await Promise.allSettled(pending)
+  for (const result of results) {
+    if (result.status === 'rejected') t.type(result.reason, BrokerUnavailableError)
+  }
+  const offsets = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.offset] : []))
+  t.equal(new Set(offsets).size, offsets.length, 'accepted publishes have distinct offsets')
+})
+
+t.test('CLIENT KILL of the subscriber connection mid-stream: live listeners lose and repeat nothing', async (t) => {
+  const name = `rt-test-kill-${process.pid}`
+  const { logger, warnings, infos } = recorder()
+  const publisher = new RedisBroker({ url: REDIS_URL, keyPrefix: prefix, logger: recorder().logger, historyLimit: 1000 })
+  const listener = new RedisBroker({ url: REDIS_URL, keyPrefix: prefix, connectionName: name, logger, historyLimit: 1000 })
+  t.teardown(() => Promise.all([publisher.close(), listener.close()]))
+  const received: StreamMessage[] = []
+  const other: number[] = []
+  listener.subscribe('killed', (m) => received.push(m))
+  listener.subscribe('quiet', (m) => other.push(m.offset))
+  await listener.position('killed')
+  let kills = 0
+  for (let i = 1; i <= 600; i++) {
+    await publisher.publish('killed', i)
+    if (i === 200 || i === 400) {
+      await eventually(async () => (await clientId(redis, `${name}:subscriber`)) !== undefined, 'the subscriber connection')
+      await redis.client('KILL', 'ID', (await clientId(redis, `${name}:subscriber`))!)
+      kills++
+    }
+  }
+  t.equal(kills, 2)
+  // A stream with no traffic during the outage catches up too: published after the kill, before anything else.
+  await publisher.publish('quiet', 'q')
+  await until(() => received.length >= 600 && other.length === 1, 'every message on the listener')
+  t.same(received.map((m) => m.offset), range(1, 600), 'in order, none lost, none repeated')
+  t.same(received.map((m) => m.data), range(1, 600))
+  t.ok(warnings.some((w) => w.includes('subscriber connection to Redis lost')), 'the loss was logged')
+  await until(() => infos.some((i) => i.includes('subscriber connection to Redis restored')), 'the recovery to be logged')
+})
+
+t.test('a subscription made while Redis is unreachable starts when it is back', async (t) => {
+  const client = new Redis(REDIS_URL, { lazyConnect: true })
+  t.teardown(() => client.disconnect())
+  const { logger, warnings } = recorder()
+  const broker = new RedisBroker({ client, keyPrefix: prefix, logger })
+  const publisher = new RedisBroker({ url: REDIS_URL, keyPrefix: prefix, logger: recorder().logger })
+  t.teardown(() => Promise.all([broker.close(), publisher.close()]))
+  client.disconnect()
+  const received: unknown[] = []
+  broker.subscribe('later', (m) => received.push(m.data))
+  await until(() => warnings.some((w) => w.includes('catching up stream later failed')), 'the first failure')
+  await client.connect()
+  // Once the retry has read the start position, what is published after it is delivered.
+  await until(() => broker.liveStreams === 1, 'the subscription')
+  await eventually(async () => {
+    await publisher.publish('later', 'ping')
+    return received.length > 0
+  }, 'the retried subscription to deliver')
+  t.same([...new Set(received)], ['ping'])
+})
