@@ -1,0 +1,98 @@
+/** Messages between the orchestrator, the server process and the load processes (over the fork IPC channel). */
+
+/** How a load process talks to the server under test. */
+export type ClientKind =
+  | 'sse'
+  | 'ceiling-lp'
+  | 'rt-lp'
+  | 'socketio'
+  | 'category'
+  | 'express-longpoll'
+
+export interface LoadJob {
+  kind: ClientKind
+  port: number
+  /** Stream index of each client this process runs. */
+  streams: number[]
+  /** For `sse`: request path with `{stream}` standing for the stream name. For `category`: the route path. */
+  path?: string
+  /** For `sse`: ready once a data field contains this (see SseClient). */
+  readyMarker?: string
+  /** Stream names are `${streamPrefix}${index}`. */
+  streamPrefix: string
+  /** Longest hold of one poll, seconds. */
+  holdSeconds: number
+  /** Clients connecting at the same time. */
+  connectConcurrency: number
+  connectTimeoutMs: number
+  maxReconnects: number
+}
+
+export type ToLoad =
+  | { type: 'start'; job: LoadJob }
+  | { type: 'drop'; at: number }
+  | { type: 'finish'; published: number[]; deadline: number }
+
+export interface LoadResult {
+  clients: number
+  failedToConnect: number
+  delivered: number
+  expected: number
+  lost: number
+  duplicates: number
+  outOfOrder: number
+  clientsWithLoss: number
+  clientsWithDuplicates: number
+  reconnects: number
+  errors: number
+  latency: Array<[number, number]>
+  latencyMax: number
+  firstReceive: number
+  lastReceive: number
+  /** Reconnect storm: clients caught up (contiguous up to a message published after the drop) and the last of them. */
+  caughtUp: number
+  lastCaughtUpAt: number
+  /** CPU the load process used while the job ran, ms. */
+  cpuMs: number
+}
+
+export type FromLoad =
+  | { type: 'ready'; connected: number; failed: number; ms: number }
+  | { type: 'result'; result: LoadResult }
+  | { type: 'error'; message: string }
+
+export interface PublishPlan {
+  /** Messages per second over all streams. */
+  rate: number
+  durationMs: number
+  /** Messages go round-robin over streams 0..streams-1. */
+  streams: number
+}
+
+export interface PublishReport {
+  counts: number[]
+  sent: number
+  start: number
+  end: number
+}
+
+export interface ServerStats {
+  rss: number
+  cpuMs: number
+  at: number
+  /** Highest RSS sampled since the last `stats` request. */
+  peakRss: number
+}
+
+export type ToServer =
+  | { type: 'stats' }
+  | { type: 'publish'; plan: PublishPlan }
+  | { type: 'inproc'; count: number; maxMs: number }
+  | { type: 'close' }
+
+export type FromServer =
+  | { type: 'ready'; port: number }
+  | { type: 'stats'; stats: ServerStats }
+  | { type: 'published'; report: PublishReport }
+  | { type: 'inproc'; sent: number; ms: number }
+  | { type: 'error'; message: string }

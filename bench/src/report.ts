@@ -1,0 +1,141 @@
+import type { Row } from './measure.js'
+import type { Group } from './scenarios.js'
+
+export interface GroupResult {
+  group: Omit<Group, 'deliveries' | 'cannons' | 'inproc'>
+  rows: Row[]
+}
+
+export interface ScenarioResult {
+  id: string
+  title: string
+  note?: string
+  groups: GroupResult[]
+}
+
+export interface Machine {
+  hostname: string
+  cpuModel: string
+  cores: number
+  memoryGb: number
+  os: string
+  node: string
+}
+
+export interface Results {
+  date: string
+  mode: 'full' | 'quick'
+  machine: Machine
+  durationSeconds: number
+  scenarios: ScenarioResult[]
+  /** rt rows below 0.8× the ceiling or below a peer. */
+  flags: string[]
+}
+
+const fmt = (value: number | undefined, digits = 0): string => {
+  if (value === undefined) return '—'
+  if (!Number.isFinite(value)) return 'n/a'
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+}
+const ms = (value: number | undefined): string => value === undefined || !Number.isFinite(value) ? fmt(value) : value < 10 ? fmt(value, 2) : value < 100 ? fmt(value, 1) : fmt(value)
+const ratio = (a: number | undefined, b: number | undefined): number | undefined =>
+  a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0 ? undefined : a / b
+const showRatio = (value: number | undefined): string => value === undefined ? '—' : `${value.toFixed(2)}×`
+
+/** The main throughput of a row (deliveries/s, or requests/s), and its per-CPU-second figure. */
+function main (group: GroupResult['group'], row: Row): number | undefined {
+  return group.kind === 'requests' ? row.requestsPerSec : row.deliveredPerSec
+}
+
+const measured = (row: Row): boolean => !row.status.startsWith('not measured') && !row.status.startsWith('FAIL: process') && (row.deliveredPerSec !== undefined || row.requestsPerSec !== undefined)
+
+/** rt÷this ratios of one group: throughput, throughput per server CPU second, and (storm) catch-up speed. */
+export function ratios (result: GroupResult, row: Row): { main?: number; cpu?: number; catchUp?: number } {
+  const rt = result.rows.find((r) => r.target === result.group.rt)
+  if (rt === undefined || rt === row || !measured(rt) || !measured(row)) return {}
+  return {
+    main: ratio(main(result.group, rt), main(result.group, row)),
+    cpu: ratio(rt.perCpuSecond, row.perCpuSecond),
+    catchUp: ratio(row.catchUpMs, rt.catchUpMs)
+  }
+}
+
+/** rt rows that are below 0.8× the ceiling or below a peer (on throughput, per-CPU throughput, or catch-up time). */
+export function flags (scenarios: ScenarioResult[]): string[] {
+  const out: string[] = []
+  for (const scenario of scenarios) {
+    for (const result of scenario.groups) {
+      const rt = result.rows.find((r) => r.target === result.group.rt)
+      if (rt !== undefined && rt.status !== 'ok' && !rt.status.startsWith('not measured')) out.push(`${scenario.id} ${result.group.title}: rt ${rt.status}`)
+      for (const row of result.rows) {
+        if (row === rt) continue
+        const r = ratios(result, row)
+        const floor = row.target === result.group.ceiling ? 0.8 : 1
+        const peerFailed = row.status !== 'ok'
+        for (const [what, value] of [['throughput', r.main], ['throughput per CPU-second', r.cpu], ['catch-up speed', r.catchUp]] as const) {
+          // A peer that loses messages is no bar to clear; the ceiling always is.
+          if (value !== undefined && value < floor && (!peerFailed || row.target === result.group.ceiling)) {
+            out.push(`${scenario.id} ${result.group.title}: rt ${what} is ${value.toFixed(2)}× ${row.label}`)
+          }
+        }
+      }
+    }
+  }
+  return out
+}
+
+function deliveryTable (result: GroupResult, storm: boolean): string[] {
+  const lines = [
+    storm
+      ? '| | status | conns | lost | dup | catch-up ms | p50 ms | p99 ms | reconnects | load KB/conn | CPU % | rt ÷ this (catch-up speed) |'
+      : '| | status | conns | sent msg/s | delivered msg/s | lost | dup | p50 ms | p99 ms | idle KB/conn | load KB/conn | CPU % | deliveries/CPU-s | rt ÷ this (msg/s) | rt ÷ this (per CPU-s) |',
+    storm ? '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|' : '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
+  ]
+  for (const row of result.rows) {
+    const r = ratios(result, row)
+    const conns = row.connected === undefined ? '—' : row.connected === row.clients ? fmt(row.connected) : `${fmt(row.connected)}/${fmt(row.clients)}`
+    lines.push(storm
+      ? `| ${row.label} | ${row.status} | ${conns} | ${fmt(row.lost)} | ${fmt(row.duplicates)} | ${fmt(row.catchUpMs)} | ${ms(row.p50)} | ${ms(row.p99)} | ${fmt(row.reconnects)} | ${fmt(row.rssLoadKbPerConn, 1)} | ${fmt(row.cpuPercent)} | ${showRatio(r.catchUp)} |`
+      : `| ${row.label} | ${row.status} | ${conns} | ${fmt(row.sentPerSec)} | ${fmt(row.deliveredPerSec)} | ${fmt(row.lost)} | ${fmt(row.duplicates)} | ${ms(row.p50)} | ${ms(row.p99)} | ${fmt(row.rssIdleKbPerConn, 1)} | ${fmt(row.rssLoadKbPerConn, 1)} | ${fmt(row.cpuPercent)} | ${fmt(row.perCpuSecond)} | ${showRatio(r.main)} | ${showRatio(r.cpu)} |`)
+  }
+  return lines
+}
+
+function requestTable (result: GroupResult): string[] {
+  const lines = ['| | status | req/s (or publishes/s) | p50 ms | p99 ms | CPU % | per CPU-s | rt ÷ this | rt ÷ this (per CPU-s) |', '|---|---|---:|---:|---:|---:|---:|---:|---:|']
+  for (const row of result.rows) {
+    const r = ratios(result, row)
+    lines.push(`| ${row.label} | ${row.status} | ${fmt(row.requestsPerSec)} | ${ms(row.p50)} | ${ms(row.p99)} | ${fmt(row.cpuPercent)} | ${fmt(row.perCpuSecond)} | ${showRatio(r.main)} | ${showRatio(r.cpu)} |`)
+  }
+  return lines
+}
+
+export function markdown (results: Results): string {
+  const m = results.machine
+  const lines = [
+    `# rt benchmark results (${results.mode})`,
+    '',
+    '| machine | CPU model | cores | memory | OS | Node | date | run time |',
+    '|---|---|---:|---:|---|---|---|---:|',
+    `| ${m.hostname} | ${m.cpuModel} | ${m.cores} | ${m.memoryGb.toFixed(1)} GB | ${m.os} | ${m.node} | ${results.date} | ${fmt(results.durationSeconds)} s |`,
+    '',
+    'Server, load generators (2 processes) and autocannon share the machine\'s cores on 127.0.0.1. "rt ÷ this" > 1 means rt is ahead.',
+    'A row whose status is FAIL lost or duplicated messages (or clients never connected): its speed does not count.',
+    'CPU % is the server process only (100 % = one core). KB/conn: server RSS growth over the empty server, per connection (idle: connected, nothing published; load: peak while publishing).',
+    ''
+  ]
+  for (const scenario of results.scenarios) {
+    lines.push(`## ${scenario.title}`, '')
+    if (scenario.note !== undefined) lines.push(scenario.note, '')
+    for (const result of scenario.groups) {
+      lines.push(`### ${result.group.title}`, '')
+      if (result.group.note !== undefined) lines.push(result.group.note, '')
+      lines.push(...(result.group.kind === 'requests' ? requestTable(result) : deliveryTable(result, result.group.kind === 'storm')), '')
+    }
+  }
+  lines.push('## rt below 0.8× the ceiling or below a peer', '')
+  if (results.flags.length === 0) lines.push('None.')
+  for (const flag of results.flags) lines.push(`- ${flag}`)
+  lines.push('', 'Hot spots and what would remove them: bench/README.md.', '')
+  return lines.join('\n')
+}

@@ -1,0 +1,61 @@
+import { PollLoopBase, type PollContext } from './poll-clients.js'
+import type { ClientTracker, Payload } from './tracker.js'
+
+/** The `$pubsub` identifier of a public stream, keys sorted as AnyCable builds it. */
+export function pubsubIdentifier (stream: string): string {
+  return JSON.stringify({ channel: '$pubsub', stream_name: stream })
+}
+
+/**
+ * AnyCable long polling against `@rt/long-poll`: the first POST (JSONL
+ * `subscribe` command) opens the session and its answer carries
+ * `X-Anycable-Poll-ID`; every later POST with that header returns what the
+ * session's cursors have past them (JSONL), waiting up to the poll interval.
+ */
+export class RtLongPollClient extends PollLoopBase {
+  private pollId: string | undefined
+
+  constructor (tracker: ClientTracker, context: PollContext, private readonly path: string, private readonly stream: string) {
+    super(tracker, context)
+  }
+
+  private receiveLines (body: string): boolean {
+    let confirmed = false
+    for (const line of body.split('\n')) {
+      if (line === '') continue
+      let message: { type?: string; message?: Payload }
+      try {
+        message = JSON.parse(line) as { type?: string; message?: Payload }
+      } catch {
+        continue
+      }
+      if (message.type === 'confirm_subscription') confirmed = true
+      else if (message.type === 'reject_subscription') throw new Error('subscription rejected')
+      else if (typeof message.message === 'object' && message.message !== null && typeof message.message.s === 'number') this.deliver(message.message)
+    }
+    return confirmed
+  }
+
+  protected async first (): Promise<void> {
+    const subscribe = JSON.stringify({ command: 'subscribe', identifier: pubsubIdentifier(this.stream) })
+    let answer = await this.request('POST', this.path, { 'content-type': 'text/plain' }, subscribe + '\n')
+    if (answer.status !== 200) throw new Error(`connect answered ${answer.status}`)
+    const id = answer.headers['x-anycable-poll-id']
+    if (typeof id !== 'string') throw new Error('no X-Anycable-Poll-ID')
+    this.pollId = id
+    // The subscription may be confirmed on the connecting answer or on the next poll.
+    let confirmed = this.receiveLines(answer.body)
+    for (let attempt = 0; attempt < 5 && !confirmed; attempt++) {
+      answer = await this.request('POST', this.path, { 'x-anycable-poll-id': id })
+      if (answer.status !== 200) throw new Error(`poll answered ${answer.status}`)
+      confirmed = this.receiveLines(answer.body)
+    }
+    if (!confirmed) throw new Error('subscription not confirmed')
+  }
+
+  protected async poll (): Promise<void> {
+    const answer = await this.request('POST', this.path, { 'x-anycable-poll-id': this.pollId ?? '' })
+    if (answer.status !== 200) throw new Error(`poll answered ${answer.status}`)
+    this.receiveLines(answer.body)
+  }
+}

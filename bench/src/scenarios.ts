@@ -1,0 +1,182 @@
+import type { CannonSpec } from './cannon.js'
+import type { DeliverySpec } from './measure.js'
+import { BROADCAST_KEY } from './servers/rt.js'
+
+/** One table: the same job done by rt, its peers and the ceiling. */
+export interface Group {
+  id: string
+  title: string
+  kind: 'delivery' | 'requests' | 'storm'
+  /** The rt row's target, the ceiling's, and the peers'. */
+  rt: string
+  ceiling: string
+  deliveries?: DeliverySpec[]
+  cannons?: CannonSpec[]
+  inproc?: Array<{ target: string; label: string; count: number; maxMs: number }>
+  note?: string
+}
+
+export interface Scenario {
+  id: string
+  title: string
+  groups: Group[]
+  note?: string
+}
+
+/** rt's SSE client path and the text that says its subscription is confirmed. */
+export const RT_SSE = { path: '/events?stream={stream}', readyMarker: 'confirm_subscription' }
+export const RT_LONG_POLL_PATH = '/lp'
+export const RT_CATEGORY_PATH = '/events'
+
+const sseTargets = (clients: number, streams: number, rate: number, durationMs: number, drainMs: number, dropAtMs?: number): DeliverySpec[] => {
+  const common = { kind: 'sse' as const, clients, streams, rate, durationMs, drainMs, holdSeconds: 10, historyLimit: 10_000, ...(dropAtMs === undefined ? {} : { dropAtMs }) }
+  return [
+    { ...common, target: 'rt-sse', label: 'rt (@rt/sse)', ...RT_SSE },
+    { ...common, target: 'better-sse', label: 'better-sse 0.16 on Fastify', path: '/sse?stream={stream}' },
+    { ...common, target: 'fastify-sse', label: '@fastify/sse 0.6', path: '/sse?stream={stream}' },
+    { ...common, target: 'ceiling-sse', label: 'ceiling (node:http, one Buffer)', path: '/sse?stream={stream}' }
+  ]
+}
+
+/** The scenarios of issue 10, with counts scaled for a 2-core machine (`quick`: a smoke run under a minute). */
+export function scenarios (quick: boolean): Scenario[] {
+  const q = <T>(full: T, small: T): T => (quick ? small : full)
+  const fanOut: Array<{ clients: number; rate: number; ms: number }> = q(
+    [{ clients: 1000, rate: 100, ms: 5000 }, { clients: 1000, rate: 1000, ms: 3000 }, { clients: 10_000, rate: 100, ms: 3000 }],
+    [{ clients: 200, rate: 100, ms: 1000 }, { clients: 200, rate: 1000, ms: 1000 }]
+  )
+  const manyClients = q(10_000, 1000)
+  const lpClients = q(1000, 200)
+  const catClients = q(1000, 200)
+  const categories = q(100, 20)
+  const stormClients = q(5000, 300)
+  const cannonSeconds = q(5, 1)
+  const drainMs = q(15_000, 4000)
+  const hold = 10
+  return [
+    {
+      id: 's1',
+      title: '1. SSE fan-out: one stream, N connections, fixed broadcast rate',
+      note: q('10k connections at 1k msg/s (10M deliveries/s offered) is not run: the 1k@1k and 10k@100 cells already saturate this 2-core machine, where the load generators share the cores with the server.', undefined),
+      groups: fanOut.map(({ clients, rate, ms }) => ({
+        id: `s1-${clients}-${rate}`,
+        title: `${clients} connections, ${rate} msg/s for ${ms / 1000} s (${(clients * rate).toLocaleString('en-US')} deliveries/s offered)`,
+        kind: 'delivery' as const,
+        rt: 'rt-sse',
+        ceiling: 'ceiling-sse',
+        deliveries: sseTargets(clients, 1, rate, ms, drainMs)
+      }))
+    },
+    {
+      id: 's2',
+      title: '2. SSE many streams: every connection on its own stream, publishes spread round-robin',
+      groups: [{
+        id: 's2',
+        title: `${manyClients} connections on ${manyClients} streams, ${q(5000, 2000)} msg/s for ${q(4, 1)} s`,
+        kind: 'delivery',
+        rt: 'rt-sse',
+        ceiling: 'ceiling-sse',
+        deliveries: sseTargets(manyClients, manyClients, q(5000, 2000), q(4000, 1000), drainMs)
+      }]
+    },
+    {
+      id: 's3',
+      title: '3. AnyCable long polling: sessions on one stream with broadcasts; plain request throughput',
+      groups: [
+        {
+          id: 's3-deliver',
+          title: `${lpClients} polling sessions on one stream, 100 msg/s for ${q(5, 2)} s (poll hold ${hold} s)`,
+          kind: 'delivery',
+          rt: 'rt-lp',
+          ceiling: 'ceiling-lp',
+          deliveries: [
+            { target: 'rt-lp', label: 'rt (@rt/long-poll)', kind: 'rt-lp', path: RT_LONG_POLL_PATH },
+            { target: 'socketio', label: "socket.io 4 (transports: ['polling'])", kind: 'socketio' },
+            { target: 'ceiling-lp', label: 'ceiling (node:http, answers from an array)', kind: 'ceiling-lp' }
+          ].map((t) => ({ ...t, clients: lpClients, streams: 1, rate: 100, durationMs: q(5000, 2000), drainMs, holdSeconds: hold, historyLimit: 10_000 })) as DeliverySpec[]
+        },
+        {
+          id: 's3-requests',
+          title: `Requests answered at once, autocannon -c 100 -p 1 -d ${cannonSeconds}`,
+          kind: 'requests',
+          rt: 'rt-lp',
+          ceiling: 'ceiling-lp',
+          note: 'rt: a connecting POST /lp (subscribe command; answered with welcome and confirmation); socket.io: an Engine.IO polling handshake; ceiling: a poll whose cursor is behind (answered from the array). Each is the cheapest poll the transport answers without waiting.',
+          cannons: [
+            { target: 'rt-lp', label: 'rt (@rt/long-poll)', method: 'POST', path: RT_LONG_POLL_PATH, headers: { 'content-type': 'text/plain' }, body: `${JSON.stringify({ command: 'subscribe', identifier: JSON.stringify({ channel: '$pubsub', stream_name: 'bench-0' }) })}\n` },
+            { target: 'socketio', label: 'socket.io 4 (polling handshake)', method: 'GET', path: '/socket.io/?EIO=4&transport=polling' },
+            { target: 'ceiling-lp', label: 'ceiling (node:http)', method: 'GET', path: '/lp?stream=bench-0&after=0', seed: 1 }
+          ].map((c) => ({ ...c, connections: 100, seconds: cannonSeconds })) as CannonSpec[]
+        }
+      ]
+    },
+    {
+      id: 's4',
+      title: '4. Category polling (golongpoll protocol)',
+      groups: [{
+        id: 's4',
+        title: `${catClients} clients on ${categories} categories, ${categories * 5} msg/s (5/s per category) for ${q(5, 2)} s`,
+        kind: 'delivery',
+        rt: 'rt-category',
+        ceiling: 'ceiling-category',
+        note: 'rt and the ceiling are read with golongpoll\'s client loop (since_time + last_id from the newest event). express-longpoll has no cursor: what is published while a client is between two polls never reaches it.',
+        deliveries: [
+          { target: 'rt-category', label: 'rt (@rt/category-poll)', kind: 'category', path: RT_CATEGORY_PATH },
+          { target: 'express-longpoll', label: 'express-longpoll 1.0 on Express 5', kind: 'express-longpoll' },
+          { target: 'ceiling-category', label: 'ceiling (node:http, answers from an array)', kind: 'category', path: '/events' }
+        ].map((t) => ({ ...t, clients: catClients, streams: categories, rate: categories * 5, durationMs: q(5000, 2000), drainMs, holdSeconds: hold, historyLimit: 10_000 })) as DeliverySpec[]
+      }]
+    },
+    {
+      id: 's5',
+      title: '5. Publish throughput (no subscribers)',
+      groups: [
+        {
+          id: 's5-http',
+          title: `POST /_broadcast over HTTP, autocannon -c 50 -p 1 -d ${cannonSeconds}`,
+          kind: 'requests',
+          rt: 'rt-publish-memory',
+          ceiling: 'ceiling-publish',
+          cannons: [
+            { target: 'rt-publish-memory', label: 'rt, memory broker' },
+            { target: 'rt-publish-redis', label: 'rt, Redis broker (@rt/redis)' },
+            { target: 'ceiling-publish', label: 'ceiling (node:http, JSON.parse + array push)' }
+          ].map((c) => ({
+            ...c,
+            method: 'POST' as const,
+            path: '/_broadcast',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${BROADCAST_KEY}` },
+            body: JSON.stringify({ stream: 'bench-pub', data: JSON.stringify({ s: 1, text: 'x'.repeat(64) }) }),
+            connections: 50,
+            seconds: cannonSeconds
+          }))
+        },
+        {
+          id: 's5-inproc',
+          title: 'In-process `await rt.publish(stream, data)`, one after another',
+          kind: 'requests',
+          rt: 'rt-publish-memory',
+          ceiling: 'ceiling-publish',
+          inproc: [
+            { target: 'rt-publish-memory', label: 'rt, memory broker', count: q(500_000, 50_000), maxMs: q(3000, 1000) },
+            { target: 'rt-publish-redis', label: 'rt, Redis broker (@rt/redis)', count: q(100_000, 10_000), maxMs: q(3000, 1000) },
+            { target: 'ceiling-publish', label: 'ceiling (array push)', count: q(5_000_000, 500_000), maxMs: q(3000, 1000) }
+          ]
+        }
+      ]
+    },
+    {
+      id: 's6',
+      title: '6. Reconnect storm: every SSE client drops and resumes with Last-Event-ID at once while publishing continues',
+      groups: [{
+        id: 's6',
+        title: `${stormClients} clients on one stream, 100 msg/s for ${q(6, 2)} s, all drop at ${q(2, 0.5)} s`,
+        kind: 'storm',
+        rt: 'rt-sse',
+        ceiling: 'ceiling-sse',
+        note: 'better-sse and @fastify/sse keep no history: their routes replay from an array after Last-Event-ID (what a user would add). Catch-up time: from the drop until every client has everything up to a message published after the drop.',
+        deliveries: sseTargets(stormClients, 1, 100, q(6000, 2000), drainMs, q(2000, 500))
+      }]
+    }
+  ]
+}

@@ -1,0 +1,101 @@
+/**
+ * Entry of a server process: `node dist/server.js <target> <options JSON>`.
+ * Starts one server under test on 127.0.0.1, then obeys the orchestrator over
+ * IPC (publish at a rate, report RSS/CPU, close). Exits with its parent.
+ */
+import type { FromServer, PublishPlan, PublishReport, ToServer } from './protocol.js'
+import { ceilingCategory, ceilingLongPoll, ceilingPublish, ceilingSse } from './servers/ceilings.js'
+import { betterSse, expressLongpoll, fastifySsePeer, socketIo } from './servers/peers.js'
+import { rtCategory, rtLongPoll, rtPublishMemory, rtPublishRedis, rtSse } from './servers/rt.js'
+import { FILLER, type ServerTarget, type TargetFactory, type TargetOptions } from './servers/target.js'
+import { now } from './tracker.js'
+
+export const TARGETS: Record<string, TargetFactory> = {
+  'ceiling-sse': ceilingSse,
+  'better-sse': betterSse,
+  'fastify-sse': fastifySsePeer,
+  'rt-sse': rtSse,
+  'ceiling-lp': ceilingLongPoll,
+  'socketio': socketIo,
+  'rt-lp': rtLongPoll,
+  'ceiling-category': ceilingCategory,
+  'express-longpoll': expressLongpoll,
+  'rt-category': rtCategory,
+  'ceiling-publish': ceilingPublish,
+  'rt-publish-memory': rtPublishMemory,
+  'rt-publish-redis': rtPublishRedis
+}
+
+function send (message: FromServer): void {
+  process.send?.(message)
+}
+
+let peakRss = 0
+function sampleRss (): number {
+  const rss = process.memoryUsage.rss()
+  if (rss > peakRss) peakRss = rss
+  return rss
+}
+
+function isPromise (value: unknown): value is Promise<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function'
+}
+
+/** Publishes `rate` messages/s for `durationMs`, round-robin over the streams; bounded by count and by 3× the time. */
+async function publish (target: ServerTarget, plan: PublishPlan): Promise<PublishReport> {
+  const total = Math.max(1, Math.round((plan.rate * plan.durationMs) / 1000))
+  const counts = new Array<number>(plan.streams).fill(0)
+  const start = now()
+  const giveUp = start + plan.durationMs * 3 + 5000
+  let sent = 0
+  while (sent < total && now() < giveUp) {
+    const due = Math.min(total, Math.floor(((now() - start) * plan.rate) / 1000) + 1)
+    while (sent < due) {
+      const stream = sent % plan.streams
+      const seq = (counts[stream] as number) + 1
+      counts[stream] = seq
+      const result = target.publish(stream, { s: seq, t: now(), b: FILLER })
+      if (isPromise(result)) await result
+      sent++
+    }
+    sampleRss()
+    await new Promise((resolve) => setTimeout(resolve, 2))
+  }
+  return { counts, sent, start, end: now() }
+}
+
+async function main (): Promise<void> {
+  const name = process.argv[2] ?? ''
+  const factory = TARGETS[name]
+  if (factory === undefined) throw new Error(`unknown target ${name}`)
+  const options = JSON.parse(process.argv[3] ?? '{}') as TargetOptions
+  const target = await factory(options)
+  const sampler = setInterval(sampleRss, 100)
+  process.on('message', (message: ToServer) => {
+    void (async () => {
+      if (message.type === 'stats') {
+        const cpu = process.cpuUsage()
+        const rss = sampleRss()
+        send({ type: 'stats', stats: { rss, peakRss, cpuMs: (cpu.user + cpu.system) / 1000, at: now() } })
+        peakRss = rss
+      } else if (message.type === 'publish') {
+        send({ type: 'published', report: await publish(target, message.plan) })
+      } else if (message.type === 'inproc') {
+        if (target.inproc === undefined) throw new Error(`${name} has no in-process publish`)
+        send({ type: 'inproc', ...(await target.inproc(message.count, message.maxMs)) })
+      } else if (message.type === 'close') {
+        clearInterval(sampler)
+        await target.close()
+        process.exit(0)
+      }
+    })().catch((error: unknown) => send({ type: 'error', message: String(error) }))
+  })
+  send({ type: 'ready', port: target.port })
+}
+
+process.on('disconnect', () => process.exit(0))
+setTimeout(() => process.exit(2), 600_000).unref()
+main().catch((error: unknown) => {
+  send({ type: 'error', message: error instanceof Error ? error.message : String(error) })
+  process.exit(1)
+})

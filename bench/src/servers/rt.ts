@@ -1,0 +1,123 @@
+import { rtCore, type Broker } from '@rt/core'
+import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify'
+import { now } from '../tracker.js'
+import type { BenchMessage, ServerTarget, TargetFactory, TargetOptions } from './target.js'
+
+export const BROADCAST_KEY = 'bench-broadcast-key'
+
+/** Why an rt target cannot run (a package that has not landed yet), or undefined. */
+export async function missingPackage (name: string): Promise<string | undefined> {
+  try {
+    await import(name)
+    return undefined
+  } catch {
+    return `${name} missing`
+  }
+}
+
+/** Loads a Fastify plugin from a package that may not exist yet (rt's transports land one by one). */
+async function plugin (name: string, exportName: string): Promise<FastifyPluginAsync<Record<string, unknown>>> {
+  const module = (await import(name)) as Record<string, unknown>
+  const found = module[exportName] ?? module.default
+  if (typeof found !== 'function') throw new Error(`${name} has no ${exportName} export`)
+  return found as FastifyPluginAsync<Record<string, unknown>>
+}
+
+/**
+ * rt as a user would run it: Fastify 5, @rt/core with public streams and a
+ * broadcast key, history long enough for the scenario (rt's default is
+ * AnyCable's 100 messages / 300 s; the peers keep every message).
+ */
+async function rtApp (options: TargetOptions, broker?: Broker): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false })
+  await app.register(rtCore, {
+    publicStreams: true,
+    broadcastKey: BROADCAST_KEY,
+    history: { historyLimit: options.historyLimit, historyTtl: 600 },
+    ...(broker === undefined ? {} : { broker })
+  })
+  return app
+}
+
+async function started (app: FastifyInstance, options: TargetOptions, extra: Partial<ServerTarget> = {}): Promise<ServerTarget> {
+  await app.listen({ host: '127.0.0.1', port: 0, backlog: 8192 })
+  return {
+    port: (app.server.address() as { port: number }).port,
+    publish: (stream: number, message: BenchMessage) => app.rt.publish(`${options.streamPrefix}${stream}`, message),
+    async inproc (count: number, maxMs: number) {
+      const begun = now()
+      let sent = 0
+      while (sent < count && (sent % 256 !== 0 || now() - begun < maxMs)) {
+        await app.rt.publish('bench-inproc', { s: sent })
+        sent++
+      }
+      return { sent, ms: now() - begun }
+    },
+    close: async () => {
+      app.server.closeAllConnections()
+      await app.close()
+    },
+    ...extra
+  }
+}
+
+/** @rt/sse on its default path. */
+export const rtSse: TargetFactory = async (options) => {
+  const app = await rtApp(options)
+  await app.register(await plugin('@rt/sse', 'rtSse'))
+  return started(app, options)
+}
+
+/** @rt/long-poll on its default path. */
+export const rtLongPoll: TargetFactory = async (options) => {
+  const app = await rtApp(options)
+  await app.register(await plugin('@rt/long-poll', 'rtLongPoll'), { pollInterval: options.holdSeconds })
+  return started(app, options)
+}
+
+/** @rt/category-poll on its default path. */
+export const rtCategory: TargetFactory = async (options) => {
+  const app = await rtApp(options)
+  await app.register(await plugin('@rt/category-poll', 'rtCategoryPoll'))
+  return started(app, options)
+}
+
+/** @rt/core alone on the in-memory broker: `/_broadcast` and `rt.publish`. */
+export const rtPublishMemory: TargetFactory = async (options) => started(await rtApp(options), options)
+
+/** Deletes the keys of one bench run (its own prefix only: other users of this Redis keep theirs). */
+async function dropKeys (url: string, prefix: string): Promise<void> {
+  const { Redis } = await import('ioredis')
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  try {
+    await redis.connect()
+    let cursor = '0'
+    for (let round = 0; round < 10_000; round++) {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+      if (keys.length > 0) await redis.del(...keys)
+      cursor = next
+      if (cursor === '0') break
+    }
+  } finally {
+    redis.disconnect()
+  }
+}
+
+export const REDIS_URL = 'redis://127.0.0.1:6379'
+
+/** @rt/core on @rt/redis's RedisBroker (Redis at 127.0.0.1:6379), keys under a per-run prefix removed at close. */
+export const rtPublishRedis: TargetFactory = async (options) => {
+  const module = (await import('@rt/redis' as string)) as { RedisBroker: new (options: Record<string, unknown>) => Broker }
+  const keyPrefix = `rt-bench:${process.pid}:`
+  const broker = new module.RedisBroker({ url: REDIS_URL, keyPrefix, historyLimit: options.historyLimit, historyTtl: 600 })
+  const app = await rtApp(options, broker)
+  const target = await started(app, options)
+  return {
+    ...target,
+    close: async () => {
+      await target.close()
+      await broker.close()
+      await dropKeys(REDIS_URL, keyPrefix)
+    }
+  }
+}
