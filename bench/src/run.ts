@@ -18,6 +18,8 @@ import { missingPackage } from './servers/rt.js'
 import type { TargetOptions } from './servers/target.js'
 
 const { values } = parseArgs({
+  // pnpm may pass a lone `--` through; it carries no meaning here.
+  args: process.argv.slice(2).filter((arg) => arg !== '--'),
   options: {
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
