@@ -117,9 +117,11 @@ export class FanOut {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return
     this.closed = true
-    for (const channel of this.channels.values()) clearTimeout(channel.retry)
+    for (const channel of this.channels.values()) {
+      clearTimeout(channel.retry)
+      channel.listeners.clear()
+    }
     this.channels.clear()
     this.unwatch?.()
     this.subscriber?.disconnect()
@@ -225,21 +227,22 @@ export class FanOut {
   private async runSync(channel: Channel): Promise<void> {
     try {
       do {
+        // A run starts on a current channel; a repeated one stops if the last listener left meanwhile.
+        if (!this.current(channel)) return
         channel.again = false
+        // SUBSCRIBE first: whatever is published after it arrives live, what came before is in history.
+        const activation = channel.activation ?? this.activate(channel)
+        channel.activation = undefined
         if (channel.last === undefined) {
           const start = channel.start ?? this.options.broker.position(channel.stream)
           channel.start = undefined
           channel.last = await start
         }
-        // SUBSCRIBE first: whatever is published after it arrives live, what came before is in history.
-        const activation = channel.activation ?? this.activate(channel)
-        channel.activation = undefined
         await activation
-        if (!this.current(channel)) return
         const from = channel.last
         const result = await catchUp(this.options.broker as Broker, channel.stream, from)
-        if (!this.current(channel)) return
         if (result.messages.length === 0) channel.last = result.position
+        // (Should the last listener have left meanwhile, this delivers to nobody.)
         this.merge(channel, from, result.messages)
       } while (channel.again)
       channel.held = undefined
@@ -251,7 +254,7 @@ export class FanOut {
       }
       channel.retry = setTimeout(() => {
         channel.retry = undefined
-        if (this.current(channel)) this.sync(channel)
+        this.sync(channel)
       }, Math.min(5000, 50 * 2 ** channel.failures))
       channel.retry.unref()
     } finally {
@@ -266,7 +269,7 @@ export class FanOut {
    * place come first, duplicates are dropped.
    */
   private merge(channel: Channel, from: StreamPosition, history: readonly StreamMessage[]): void {
-    const held = channel.held ?? []
+    const held = channel.held!
     channel.held = []
     const historyEpoch = history[0]?.epoch
     let next = 0

@@ -124,3 +124,26 @@ t.test('a subscription made while Redis is unreachable starts when it is back', 
   }, 'the retried subscription to deliver')
   t.same([...new Set(received)], ['ping'])
 })
+
+t.test('a stream subscribed to while the subscriber connection is down is set up once it is back', async (t) => {
+  const name = `rt-test-down-${process.pid}`
+  const { logger, warnings, infos } = recorder()
+  const broker = new RedisBroker({ url: REDIS_URL, keyPrefix: prefix, connectionName: name, logger })
+  t.teardown(() => broker.close())
+  const before: unknown[] = []
+  broker.subscribe('up', (m) => before.push(m.data))
+  await broker.publish('up', 'first')
+  await until(() => before.length === 1, 'the first subscription')
+  await redis.client('KILL', 'ID', (await clientId(redis, `${name}:subscriber`))!)
+  await until(() => warnings.some((w) => w.includes('subscriber connection to Redis lost')), 'the loss')
+  const during: unknown[] = []
+  broker.subscribe('down', (m) => during.push(m.data))
+  const published = broker.publish('down', 'not held up by the missing subscriber')
+  await until(() => infos.some((i) => i.includes('subscriber connection to Redis restored')), 'the reconnection')
+  await published
+  await broker.publish('down', 'after')
+  await broker.publish('up', 'second')
+  await until(() => during.length === 2 && before.length === 2, 'delivery on both streams')
+  t.same(during, ['not held up by the missing subscriber', 'after'])
+  t.same(before, ['first', 'second'])
+})

@@ -1,0 +1,227 @@
+import { EventEmitter } from 'node:events'
+import t from 'tap'
+import type { HistoryQuery, HistoryResult, StreamMessage, StreamPosition } from '@rt/core'
+import { FanOut, type LiveMessage } from '../src/fan-out.js'
+import type { RedisClient } from '../src/options.js'
+import { recorder, until } from './helpers.js'
+
+// The fan-out's ordering logic with every step under the test's control: a scripted subscriber
+// connection and broker stand in for Redis, so races that real traffic hits only by chance happen here on purpose.
+
+interface Deferred<T> {
+  promise: Promise<T>
+  resolve: (value: T) => void
+  reject: (error: Error) => void
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void
+  let reject!: (error: Error) => void
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { promise, resolve, reject }
+}
+
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+class Subscriber extends EventEmitter {
+  status = 'connecting'
+  subscribes: { name: string; done: Deferred<number> }[] = []
+  unsubscribed: string[] = []
+  subscribe(name: string): Promise<number> {
+    const done = deferred<number>()
+    this.subscribes.push({ name, done })
+    return done.promise
+  }
+
+  unsubscribe(name: string): Promise<number> {
+    this.unsubscribed.push(name)
+    return Promise.resolve(0)
+  }
+
+  disconnect(): void {
+    this.status = 'end'
+  }
+
+  ack(): void {
+    for (const { done } of this.subscribes.splice(0)) done.resolve(1)
+  }
+
+  lose(): void {
+    this.status = 'reconnecting'
+    this.emit('close')
+  }
+
+  ready(): void {
+    this.status = 'ready'
+    this.emit('ready')
+  }
+
+  send(name: string, offset: number, epoch: string, after = offset - 1): void {
+    this.emit('message', name, JSON.stringify({ o: offset, e: epoch, a: after }))
+  }
+}
+
+class Broker {
+  positions: Deferred<StreamPosition>[] = []
+  histories: { query: HistoryQuery; result: Deferred<HistoryResult> }[] = []
+  position(): Promise<StreamPosition> {
+    const result = deferred<StreamPosition>()
+    this.positions.push(result)
+    return result.promise
+  }
+
+  history(_stream: string, query: HistoryQuery): Promise<HistoryResult> {
+    const result = deferred<HistoryResult>()
+    this.histories.push({ query, result })
+    return result.promise
+  }
+
+  /** Answers the oldest history read with the given messages of `epoch`. */
+  answer(epoch: string, offsets: number[], complete = true): HistoryQuery {
+    const { query, result } = this.histories.shift()!
+    const messages = offsets.map((offset) => message(offset, epoch))
+    result.resolve({ messages, epoch, lastOffset: offsets.at(-1) ?? 0, complete })
+    return query
+  }
+}
+
+function message(offset: number, epoch: string): StreamMessage {
+  return { stream: 's', offset, epoch, timestamp: 0, data: null }
+}
+
+function setup(): { fanOut: FanOut; subscriber: Subscriber; broker: Broker; warnings: string[] } {
+  const subscriber = new Subscriber()
+  const broker = new Broker()
+  const { logger, warnings } = recorder()
+  const fanOut = new FanOut({
+    client: { duplicate: () => subscriber } as unknown as RedisClient,
+    broker,
+    channelName: (stream) => `ch:${stream}`,
+    decode: (stream, payload): LiveMessage => {
+      const { o, e, a } = JSON.parse(payload) as { o: number; e: string; a: number }
+      return { message: { stream, offset: o, epoch: e, timestamp: 0, data: null }, after: a }
+    },
+    logger,
+    connectionName: 'test'
+  })
+  return { fanOut, subscriber, broker, warnings }
+}
+
+const seen = (messages: StreamMessage[]): string[] => messages.map((m) => `${m.offset}${m.epoch}`)
+
+/** Subscribes to 's' and lets the first set-up finish at position (offset, E). */
+async function started(offset = 0): Promise<ReturnType<typeof setup> & { received: StreamMessage[]; stop: () => void }> {
+  const parts = setup()
+  const received: StreamMessage[] = []
+  const stop = parts.fanOut.subscribe('s', (m) => received.push(m))
+  parts.subscriber.ready()
+  parts.broker.positions.shift()!.resolve({ offset, epoch: 'E' })
+  parts.subscriber.ack()
+  await tick()
+  parts.broker.answer('E', [])
+  await tick()
+  return { ...parts, received, stop }
+}
+
+t.test('a reconnect during set-up repeats the catch-up; nothing is lost or repeated', async (t) => {
+  const { fanOut, subscriber, broker } = setup()
+  const received: StreamMessage[] = []
+  fanOut.subscribe('s', (m) => received.push(m))
+  t.ok(fanOut.activating('s'), 'a publish from this process would wait for the SUBSCRIBE')
+  subscriber.ready()
+  broker.positions.shift()!.resolve({ offset: 0, epoch: 'E' })
+  await tick()
+  subscriber.lose()
+  t.equal(fanOut.activating('s'), undefined, 'but not while the connection is down')
+  subscriber.ready()
+  subscriber.ack()
+  await tick()
+  t.same(broker.answer('E', [1]), { after: { offset: 0, epoch: 'E' } })
+  await tick()
+  t.same(subscriber.subscribes.map((s) => s.name), ['ch:s'], 'subscribed again after the reconnect')
+  subscriber.send('ch:s', 2, 'E')
+  subscriber.ack()
+  await tick()
+  t.same(broker.answer('E', [2]), { after: { offset: 1, epoch: 'E' } })
+  await tick()
+  subscriber.send('ch:s', 3, 'E')
+  subscriber.send('ch:other', 1, 'E')
+  t.same(seen(received), ['1E', '2E', '3E'])
+})
+
+t.test('held messages of the old epoch come before history that already shows a reset', async (t) => {
+  const { subscriber, broker, received } = await started(5)
+  subscriber.lose()
+  subscriber.ready()
+  subscriber.send('ch:s', 6, 'E')
+  subscriber.send('ch:s', 1, 'F')
+  subscriber.send('ch:s', 0, 'F', 1)
+  subscriber.ack()
+  await tick()
+  t.same(broker.answer('F', [], false), { after: { offset: 5, epoch: 'E' } })
+  await tick()
+  t.same(broker.answer('F', [1, 2]), { after: { offset: 0, epoch: 'F' } }, 'then read from the start of the new epoch')
+  await tick()
+  t.same(seen(received), ['6E', '1F', '0F', '2F'])
+})
+
+t.test('history in the old epoch comes before held messages of a newer one', async (t) => {
+  const { subscriber, broker, received } = await started(5)
+  subscriber.lose()
+  subscriber.ready()
+  subscriber.send('ch:s', 1, 'F')
+  subscriber.ack()
+  await tick()
+  broker.answer('E', [6, 7])
+  await tick()
+  t.same(seen(received), ['6E', '7E', '1F'])
+})
+
+t.test('the last listener leaving stops a repeated set-up before it subscribes again', async (t) => {
+  const { fanOut, subscriber, broker } = setup()
+  const stop = fanOut.subscribe('s', () => undefined)
+  subscriber.ready()
+  broker.positions.shift()!.resolve({ offset: 0, epoch: 'E' })
+  subscriber.lose()
+  subscriber.ready()
+  subscriber.ack()
+  await tick()
+  stop()
+  broker.answer('E', [1])
+  await tick()
+  t.same(subscriber.subscribes, [], 'no SUBSCRIBE after the UNSUBSCRIBE')
+  t.same(subscriber.unsubscribed, ['ch:s'])
+  t.equal(fanOut.size, 0)
+})
+
+t.test('a failed set-up is retried with backoff, silently once nobody listens', async (t) => {
+  const { fanOut, subscriber, broker, warnings } = setup()
+  const received: StreamMessage[] = []
+  fanOut.subscribe('s', (m) => received.push(m))
+  subscriber.ready()
+  broker.positions.shift()!.reject(new Error('down'))
+  await tick()
+  t.match(warnings, [/catching up stream s failed; retrying/])
+  await until(() => broker.positions.length === 1, 'the retry')
+  broker.positions.shift()!.reject(new Error('still down'))
+  await tick()
+  t.equal(warnings.length, 1, 'one warning per failure streak')
+  await until(() => broker.positions.length === 1, 'the second retry')
+  broker.positions.shift()!.resolve({ offset: 0, epoch: 'E' })
+  subscriber.ack()
+  await tick()
+  broker.answer('E', [1])
+  await tick()
+  t.same(seen(received), ['1E'])
+
+  const other = fanOut.subscribe('t', () => undefined)
+  other()
+  broker.positions.shift()!.reject(new Error('down'))
+  await tick()
+  t.equal(warnings.length, 1, 'a stream nobody listens to any more is not retried')
+  await fanOut.close()
+  t.equal(subscriber.status, 'end')
+})
