@@ -53,7 +53,8 @@ export async function cannon (spec: CannonSpec, options: TargetOptions, profileD
   let server: ServerProcess | undefined
   try {
     server = await ServerProcess.start(spec.target, options, profileDir)
-    if (spec.seed !== undefined) await server.publish({ rate: 100_000, durationMs: Math.max(1, spec.seed / 100), streams: 1 })
+    // `seed` messages at 100k/s: durationMs = seed / 100.
+    if (spec.seed !== undefined) await server.publish({ rate: 100_000, durationMs: spec.seed / 100, streams: 1 })
     const before = await server.stats()
     const result = await autocannon(`http://127.0.0.1:${server.port}${spec.path}`, spec)
     const after = await server.stats()

@@ -1,4 +1,6 @@
 import { rtCore, type Broker } from '@rt/core'
+import { RedisBroker } from '@rt/redis'
+import { Redis } from 'ioredis'
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify'
 import { now } from '../tracker.js'
 import type { BenchMessage, ServerTarget, TargetFactory, TargetOptions } from './target.js'
@@ -87,7 +89,6 @@ export const rtPublishMemory: TargetFactory = async (options) => started(await r
 
 /** Deletes the keys of one bench run (its own prefix only: other users of this Redis keep theirs). */
 async function dropKeys (url: string, prefix: string): Promise<void> {
-  const { Redis } = await import('ioredis')
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 })
   try {
     await redis.connect()
@@ -107,9 +108,8 @@ export const REDIS_URL = 'redis://127.0.0.1:6379'
 
 /** @rt/core on @rt/redis's RedisBroker (Redis at 127.0.0.1:6379), keys under a per-run prefix removed at close. */
 export const rtPublishRedis: TargetFactory = async (options) => {
-  const module = (await import('@rt/redis' as string)) as { RedisBroker: new (options: Record<string, unknown>) => Broker }
   const keyPrefix = `rt-bench:${process.pid}:`
-  const broker = new module.RedisBroker({ url: REDIS_URL, keyPrefix, historyLimit: options.historyLimit, historyTtl: 600 })
+  const broker = new RedisBroker({ url: REDIS_URL, keyPrefix, historyLimit: options.historyLimit, historyTtl: 600 })
   const app = await rtApp(options, broker)
   const target = await started(app, options)
   return {
