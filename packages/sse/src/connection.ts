@@ -1,0 +1,161 @@
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import { disconnectMessage, pingMessage, type Outgoing, type ServerMessage, type StreamPosition } from '@rt/core'
+import { formatCursor } from './cursor.js'
+import { COMMENT_PING, encodeGetFrame, encodeGetHead, encodePostFrame, eventTail, messageId, messageType, serialize } from './encoder.js'
+
+/**
+ * The response headers of an event stream, as AnyCable's server sends them,
+ * plus `no-transform` so that proxies do not recompress (and buffer) it.
+ */
+export const STREAM_HEADERS: Readonly<Record<string, string>> = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'private, no-cache, no-store, must-revalidate, max-age=0, no-transform',
+  pragma: 'no-cache',
+  expires: '0',
+  'x-content-type-options': 'nosniff',
+  'x-accel-buffering': 'no'
+}
+
+/** How long a connection that was ended (slow, shutdown) may take to drain before its socket is destroyed. */
+export const DRAIN_GRACE_MS = 5000
+
+/** Where a GET connection finds its streams and where each began, for the multi-stream cursor. */
+export interface CursorSource {
+  /** The streams the connection's subscriptions receive now. */
+  streams(): string[]
+  /** The position a stream's delivery on this connection started from (before its first message). */
+  start(stream: string): StreamPosition | undefined
+}
+
+export interface ConnectionOptions {
+  /** `get`: EventSource frames (unwrapped data, cursor ids); `post`: full Action Cable messages. */
+  format: 'get' | 'post'
+  /** GET `raw` mode: data messages only, comment pings. */
+  raw: boolean
+  pingInterval: number
+  maxBufferedBytes: number
+  /** GET only: the connection's streams for the multi-stream cursor. */
+  cursor?: CursorSource
+  /** Called once when the connection ends, whoever ended it. */
+  onEnd(): void
+}
+
+/**
+ * The write side of one event stream: frames out, backpressure, pings, close.
+ * Writes never wait: a connection whose unsent bytes pass `maxBufferedBytes` is
+ * cut off (`disconnect` reason `slow`, reconnect true) instead of slowing the
+ * fan-out down or growing without bound.
+ */
+export class SseConnection {
+  /** Positions of the stream messages written (GET). */
+  private readonly written = new Map<string, StreamPosition>()
+  private pingTimer: NodeJS.Timeout | undefined
+  private drainTimer: NodeJS.Timeout | undefined
+  private ended = false
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly options: ConnectionOptions
+  ) {
+    res.once('close', () => {
+      clearTimeout(this.drainTimer)
+      this.finish()
+    })
+  }
+
+  /** Whether the connection has ended (by either side). */
+  get isEnded(): boolean {
+    return this.ended
+  }
+
+  /** Sends the status and headers at once, so that clients and proxies see the stream open. */
+  open(headers: Record<string, number | string | string[] | undefined>, httpVersionMajor: number): void {
+    this.res.socket?.setNoDelay(true)
+    this.res.writeHead(200, {
+      ...(headers as OutgoingHttpHeaders),
+      ...STREAM_HEADERS,
+      // Connection-specific headers are forbidden on HTTP/2.
+      ...(httpVersionMajor === 1 ? { connection: 'keep-alive' } : {})
+    })
+    this.res.flushHeaders()
+  }
+
+  /** Starts the pings: the first at a random time in [0.5, 1.5) × the interval, then every interval. */
+  startPings(): void {
+    if (this.ended) return
+    const interval = this.options.pingInterval
+    this.pingTimer = setTimeout(() => {
+      this.ping()
+      this.pingTimer = setInterval(() => this.ping(), interval).unref()
+    }, interval * (0.5 + Math.random())).unref()
+  }
+
+  /** Writes one session message in this connection's format. */
+  send(outgoing: Outgoing): void {
+    if (this.ended) return
+    const { message } = outgoing
+    const type = messageType(message)
+    if (type === 'disconnect') return this.end(message)
+    // Raw mode: data messages only, as AnyCable.
+    if (this.options.raw && type !== undefined) return
+    if (this.options.format === 'post') return this.write(outgoing.encode(encodePostFrame))
+    const id = messageId(message)
+    const streams = id === undefined ? [] : this.track(message)
+    if (streams.length > 1) {
+      this.write(outgoing.encode(encodeGetHead))
+      this.write(Buffer.from(eventTail(formatCursor(this.positions(streams)))))
+    } else {
+      this.write(outgoing.encode(encodeGetFrame))
+    }
+  }
+
+  /**
+   * Ends the stream, first sending `message` (a `disconnect`) unless in raw
+   * mode, where AnyCable drops every typed message. A client that does not
+   * drain what is left within {@link DRAIN_GRACE_MS} is cut.
+   */
+  end(message: ServerMessage = disconnectMessage('server_restart', true)): void {
+    if (this.ended) return
+    if (!this.options.raw) this.res.write(this.options.format === 'post' ? encodePostFrame(message) : encodeGetFrame(message))
+    this.res.end()
+    this.drainTimer = setTimeout(() => this.res.destroy(), DRAIN_GRACE_MS).unref()
+    this.finish()
+  }
+
+  private ping(): void {
+    this.write(this.options.raw ? COMMENT_PING : Buffer.from(serialize({ event: 'ping', data: JSON.stringify(pingMessage()) })))
+  }
+
+  private write(chunk: Buffer): void {
+    if (this.ended) return
+    this.res.write(chunk)
+    // writableLength counts the response's and its socket's unsent bytes.
+    if (this.res.writableLength > this.options.maxBufferedBytes) this.end(disconnectMessage('slow', true))
+  }
+
+  /** Records a stream message's position; returns the connection's streams. */
+  private track(message: ServerMessage): string[] {
+    const { stream_id: stream, epoch, offset } = message as { stream_id: string; epoch: string; offset: number }
+    const known = this.written.get(stream)
+    // History replayed after live messages (a later `history` command) never moves the cursor back.
+    if (known === undefined || known.epoch !== epoch || offset > known.offset) this.written.set(stream, { offset, epoch })
+    return this.options.cursor?.streams() ?? []
+  }
+
+  private positions(streams: readonly string[]): Map<string, StreamPosition> {
+    const positions = new Map<string, StreamPosition>()
+    for (const stream of streams) {
+      const position = this.written.get(stream) ?? this.options.cursor!.start(stream)
+      if (position !== undefined) positions.set(stream, position)
+    }
+    return positions
+  }
+
+  private finish(): void {
+    if (this.ended) return
+    this.ended = true
+    clearInterval(this.pingTimer)
+    this.pingTimer = undefined
+    this.options.onEnd()
+  }
+}

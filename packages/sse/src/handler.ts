@@ -1,0 +1,199 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import {
+  parseJsonl,
+  type Command,
+  type Hub,
+  type Outgoing,
+  type Session,
+  type StreamPosition,
+  type SubscribeCommand
+} from '@rt/core'
+import { SseConnection } from './connection.js'
+import { parseResume } from './cursor.js'
+import { messageType } from './encoder.js'
+import type { ResolvedOptions } from './options.js'
+import { parseQuery } from './query.js'
+
+const TEXT = 'text/plain; charset=utf-8'
+
+/** What the plugin shares with its requests: the open streams, for shutdown and the metric. */
+export class Streams {
+  /** Open connections. */
+  readonly open = new Set<SseConnection>()
+  /** Session closes under way (unsubscribed callbacks, saving), awaited on shutdown. */
+  readonly closing = new Set<Promise<void>>()
+  shuttingDown = false
+
+  constructor(readonly gauge: { inc(): void; dec(): void }) {}
+
+  /** Ends every stream with `disconnect` `server_restart` (reconnect true) and waits for their sessions to close. */
+  async shutdown(): Promise<void> {
+    this.shuttingDown = true
+    for (const connection of [...this.open]) connection.end()
+    while (this.closing.size > 0) await Promise.all([...this.closing])
+  }
+
+  track(promise: Promise<void>): void {
+    this.closing.add(promise)
+    void promise.finally(() => this.closing.delete(promise))
+  }
+}
+
+/** What a request asks for, once parsed: subscribe commands and how to write the stream. */
+interface StreamRequest {
+  commands: SubscribeCommand[]
+  format: 'get' | 'post'
+  raw: boolean
+}
+
+type Parsed = { ok: true; stream: StreamRequest } | { ok: false; error: string }
+
+/** GET: identifiers from the query, history from `history_since` and `Last-Event-ID`. */
+export function fromQuery(request: FastifyRequest): Parsed {
+  const parsed = parseQuery(request.query)
+  if (!parsed.ok) return parsed
+  const { identifiers, historySince, raw, lastEventId } = parsed.request
+  const header = request.headers['last-event-id']
+  const id = typeof header === 'string' && header !== '' ? header : lastEventId
+  let streams: Record<string, StreamPosition> | undefined
+  if (id !== undefined && id !== '') {
+    const resume = parseResume(id)
+    if (!resume.ok) return resume
+    if (Object.keys(resume.streams).length > 0) streams = resume.streams
+  }
+  const since = historySince !== undefined && historySince > 0 ? historySince : undefined
+  const history = streams === undefined && since === undefined ? undefined : { ...(since === undefined ? {} : { since }), ...(streams === undefined ? {} : { streams }) }
+  const commands = identifiers.map((identifier): SubscribeCommand => history === undefined
+    ? { command: 'subscribe', identifier }
+    : { command: 'subscribe', identifier, history })
+  return { ok: true, stream: { commands, format: 'get', raw } }
+}
+
+/** POST: one subscribe command per JSONL line (with its own `history`), whatever the Content-Type. */
+export function fromBody(body: unknown): Parsed {
+  const commands: SubscribeCommand[] = []
+  for (const { line, result } of parseJsonl(typeof body === 'string' ? body : '')) {
+    if (!result.ok) return { ok: false, error: `line ${line}: ${result.error}` }
+    if (result.command.command !== 'subscribe') return { ok: false, error: `line ${line}: only subscribe commands open a stream` }
+    commands.push(result.command)
+  }
+  return { ok: true, stream: { commands, format: 'post', raw: false } }
+}
+
+/**
+ * The HTTP side of the SSE endpoint: parse and validate, authenticate and
+ * subscribe through the hub while holding every message back, then answer
+ * 401/400 or open the stream.
+ */
+export function sseHandler(hub: Hub, options: ResolvedOptions, streams: Streams) {
+  return async function handle(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+    switch (request.method) {
+      case 'OPTIONS':
+        // A CORS preflight was answered by @fastify/cors already; any other OPTIONS gets 200, as AnyCable.
+        return reply.code(200).send()
+      case 'GET':
+        return openStream(request, reply, fromQuery(request))
+      case 'POST': {
+        const sid = request.headers['x-rt-sid']
+        if (options.remoteCommands && typeof sid === 'string') return remoteCommands(sid, request.body, reply)
+        return openStream(request, reply, fromBody(request.body))
+      }
+      default:
+        return reply.code(405).header('allow', 'GET, POST, OPTIONS').send()
+    }
+  }
+
+  async function remoteCommands(sid: string, body: unknown, reply: FastifyReply): Promise<unknown> {
+    const commands: Command[] = []
+    for (const { line, result } of parseJsonl(typeof body === 'string' ? body : '')) {
+      if (!result.ok) return reply.code(400).type(TEXT).send(`line ${line}: ${result.error}`)
+      commands.push(result.command)
+    }
+    if (commands.length === 0) return reply.code(400).type(TEXT).send('no commands')
+    const delivered = await hub.sendCommands(sid, commands)
+    return delivered ? reply.code(202).send() : reply.code(404).type(TEXT).send('unknown session')
+  }
+
+  async function openStream(request: FastifyRequest, reply: FastifyReply, parsed: Parsed): Promise<unknown> {
+    if (!parsed.ok) return reply.code(400).type(TEXT).send(parsed.error)
+    const { commands, format, raw } = parsed.stream
+    // Nothing is written before authentication and subscriptions are resolved: hold messages until then.
+    const held: Outgoing[] = []
+    let connection: SseConnection | undefined
+    const sink = { send: (outgoing: Outgoing) => connection === undefined ? held.push(outgoing) : connection.send(outgoing) }
+    let gone = false
+    const onGone = (): void => { gone = true }
+    reply.raw.once('close', onGone)
+
+    const result = await hub.connect(request, sink, { mode: 'live', remoteCommands: options.remoteCommands })
+    if ('rejected' in result) {
+      reply.raw.off('close', onGone)
+      return reply.code(401).send()
+    }
+    const { session } = result
+    const refuse = async (code: number, reason: string): Promise<unknown> => {
+      reply.raw.off('close', onGone)
+      await session.close()
+      return reply.code(code).type(TEXT).send(reason)
+    }
+    for (const command of commands) {
+      const outcome = await session.handle(command)
+      if (!outcome.ok) return refuse(400, `${command.identifier}: ${outcome.error}`)
+    }
+    const rejected = held.find((outgoing) => messageType(outgoing.message) === 'reject_subscription')
+    if (rejected !== undefined) return refuse(400, `subscription rejected: ${(rejected.message as { identifier: string }).identifier}`)
+    if (streams.shuttingDown) return refuse(503, 'shutting down')
+    reply.raw.off('close', onGone)
+    reply.hijack()
+    if (gone) {
+      await session.close()
+      return reply
+    }
+
+    const starts = startPositions(held)
+    const opened = new SseConnection(reply.raw, {
+      format,
+      raw,
+      pingInterval: options.pingInterval,
+      maxBufferedBytes: options.maxBufferedBytes,
+      cursor: {
+        streams: () => streamsOf(session),
+        start: (stream) => starts.get(stream) ?? session.state.positions[stream]
+      },
+      onEnd: () => {
+        streams.open.delete(opened)
+        streams.gauge.dec()
+        streams.track(session.close())
+      }
+    })
+    streams.open.add(opened)
+    streams.gauge.inc()
+    opened.open(reply.getHeaders(), request.raw.httpVersionMajor)
+    for (const outgoing of held) opened.send(outgoing)
+    connection = opened
+    opened.startPings()
+    return reply
+  }
+}
+
+/** Every stream the session's subscriptions receive. */
+function streamsOf(session: Session): string[] {
+  const all = new Set<string>()
+  for (const subscription of Object.values(session.state.subscriptions)) for (const stream of subscription.streams) all.add(stream)
+  return [...all]
+}
+
+/**
+ * Where each stream's delivery starts on a new connection: just before its
+ * first held message (history backlog first, then live). Streams without held
+ * messages start at the session's position, read when needed.
+ */
+function startPositions(held: readonly Outgoing[]): Map<string, StreamPosition> {
+  const starts = new Map<string, StreamPosition>()
+  for (const { message } of held) {
+    const { stream_id: stream, epoch, offset } = message as { stream_id?: string; epoch?: string; offset?: number }
+    if (stream === undefined || epoch === undefined || offset === undefined || offset <= 0 || starts.has(stream)) continue
+    starts.set(stream, { offset: offset - 1, epoch })
+  }
+  return starts
+}
