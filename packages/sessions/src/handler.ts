@@ -1,0 +1,100 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { acceptAnyBodyAsText, originMatcher } from '@rt/core'
+import cors from '@fastify/cors'
+import { ClientSession } from './client-session.js'
+import { SSE_HEADERS, SseConnection } from './connection.js'
+import type { ResolvedOptions } from './options.js'
+import type { SessionRegistry } from './registry.js'
+import { SESSION_ID_PATTERN, parseRequests, queryParser, type SessionQuery } from './requests.js'
+
+type SessionRoute = FastifyRequest<{ Params: { id: string } }>
+
+/** An error answer in Fastify's own shape, so every 4xx of the API reads the same. */
+function refuse(reply: FastifyReply, status: number, message: string): FastifyReply {
+  const error = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' }[status]
+  return reply.code(status).send({ statusCode: status, error, message })
+}
+
+/** Whether a GET asks for JSON long polling rather than an event stream (the default, as the original). */
+function wantsJson(request: FastifyRequest): boolean {
+  const accept = request.headers.accept ?? ''
+  return accept.includes('application/json') && !accept.includes('text/event-stream')
+}
+
+/**
+ * The routes of one registration, in their own encapsulated context: CORS, the
+ * text body parser and the body limit apply to them only.
+ */
+export async function sessionRoutes(instance: FastifyInstance, options: ResolvedOptions, registry: SessionRegistry): Promise<void> {
+  const allowed = options.allowedOrigins === undefined ? undefined : originMatcher(options.allowedOrigins)
+  await instance.register(cors, {
+    // Reflect the Origin (with credentials, so cookies reach `authenticate`), or only allowed ones.
+    origin: (origin, callback) => callback(null, allowed === undefined || allowed(origin)),
+    credentials: true,
+    methods: ['GET', 'POST', 'OPTIONS']
+  })
+  if (allowed !== undefined) {
+    instance.addHook('onRequest', async (request, reply) => {
+      const origin = request.headers.origin
+      if (origin !== undefined && !allowed(origin)) return refuse(reply, 403, 'origin not allowed')
+    })
+  }
+  acceptAnyBodyAsText(instance, options.bodyLimit)
+  const parseQuery = queryParser(options)
+
+  /** The id and the query parameters, or the 400 answered. */
+  function check(request: SessionRoute, reply: FastifyReply): SessionQuery | undefined {
+    if (!SESSION_ID_PATTERN.test(request.params.id)) {
+      refuse(reply, 400, 'the session id must be 22 to 128 characters of A-Z, a-z, 0-9, "_" and "-" (at least 128 random bits)')
+      return undefined
+    }
+    const query = parseQuery(request.query)
+    if (query.ok) return query.value
+    refuse(reply, 400, query.error)
+    return undefined
+  }
+
+  /** The session of the id for this request's identity (created when there is none), or the refusal answered. */
+  async function acquire(request: SessionRoute, reply: FastifyReply, query: SessionQuery): Promise<ClientSession | undefined> {
+    const session = await registry.open(request.params.id, request)
+    if (!(session instanceof ClientSession)) {
+      refuse(reply, session.status, session.message)
+      return undefined
+    }
+    session.resizeQueue(query.pollQueue)
+    return session
+  }
+
+  instance.get('/:id', async (request: SessionRoute, reply) => {
+    const query = check(request, reply)
+    if (query === undefined) return reply
+    const session = await acquire(request, reply, query)
+    if (session === undefined) return reply
+    if (wantsJson(request)) {
+      const poll = session.startPoll(query.timeout)
+      // A client that leaves before the answer takes nothing out of the queue.
+      reply.raw.once('close', () => {
+        if (!reply.sent) poll.cancel()
+      })
+      const answer = await poll.answer
+      if (answer === undefined) return reply
+      return reply.header('cache-control', 'no-store').send(answer)
+    }
+    reply.hijack()
+    const response = reply.raw
+    response.writeHead(200, { ...reply.getHeaders(), ...SSE_HEADERS } as Record<string, string>)
+    const listener = new SseConnection(response, options.maxBufferedBytes)
+    response.once('close', () => session.removeListener(listener))
+    session.addListener(listener)
+  })
+
+  instance.post('/:id', async (request: SessionRoute, reply) => {
+    const query = check(request, reply)
+    if (query === undefined) return reply
+    const requests = parseRequests(request.body)
+    if (!requests.ok) return refuse(reply, 400, requests.error)
+    const session = await acquire(request, reply, query)
+    if (session === undefined) return reply
+    return reply.header('cache-control', 'no-store').send(await session.run(requests.value))
+  })
+}

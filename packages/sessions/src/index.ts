@@ -1,0 +1,38 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { sessionRoutes } from './handler.js'
+import { resolveOptions, type SessionsOptions } from './options.js'
+import { SessionRegistry } from './registry.js'
+
+export type { SessionsOptions } from './options.js'
+export type { CableEvent, JoinedMessage, PollAnswer, SessionRequest, SessionResponse } from './messages.js'
+export { SessionRegistry, identityKey } from './registry.js'
+export { toIdentifierString, toIdentifierObject, type IdentifierObject } from './identifier.js'
+export { encodeEvent, type SseEvent } from './encoder.js'
+export { SESSION_ID_PATTERN } from './requests.js'
+export { RETRY_NO_RECONNECT } from './client-session.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The sessions `@rt/sessions` holds on this process (size, pending timers). */
+    rtSessions: SessionRegistry
+  }
+}
+
+async function sessionsPlugin(fastify: FastifyInstance, options: SessionsOptions): Promise<void> {
+  const resolved = resolveOptions(options)
+  if (fastify.hasDecorator('rtSessions')) throw new TypeError('@rt/sessions: already registered on this instance')
+  const registry = new SessionRegistry(fastify.rt.hub, resolved, fastify.rt.metrics)
+  fastify.decorate('rtSessions', registry)
+  // Long-lived responses end before the server waits for its connections to close.
+  fastify.addHook('preClose', () => registry.close())
+  await fastify.register(async (instance) => sessionRoutes(instance, resolved, registry), { prefix: resolved.prefix })
+}
+
+/**
+ * The actioncable-to-eventsource HTTP API on rt's hub: `GET {prefix}/{id}`
+ * (EventSource, or JSON long polling with `Accept: application/json`) and
+ * `POST {prefix}/{id}` (subscribe, unsubscribe, send). Register `@rt/core` first.
+ */
+export const rtSessions = fp(sessionsPlugin, { fastify: '5.x', name: '@rt/sessions', dependencies: ['@rt/core'] })
+export default rtSessions
