@@ -70,11 +70,12 @@ export function flags (scenarios: ScenarioResult[]): string[] {
       for (const row of result.rows) {
         if (row === rt) continue
         const r = ratios(result, row)
-        const floor = row.target === result.group.ceiling ? 0.8 : 1
+        const reference = row.target === result.group.ceiling || (result.group.floors ?? []).includes(row.target)
+        const floor = reference ? 0.8 : 1
         const peerFailed = row.status !== 'ok'
         for (const [what, value] of [['throughput', r.main], ['throughput per CPU-second', r.cpu], ['catch-up speed', r.catchUp]] as const) {
           // A peer that loses messages is no bar to clear; the ceiling always is.
-          if (value !== undefined && value < floor && (!peerFailed || row.target === result.group.ceiling)) {
+          if (value !== undefined && value < floor && (!peerFailed || reference)) {
             out.push(`${scenario.id} ${result.group.title}: rt ${what} is ${value.toFixed(2)}× ${row.label}`)
           }
         }

@@ -10,6 +10,8 @@ export interface Group {
   /** The rt row's target, the ceiling's, and the peers'. */
   rt: string
   ceiling: string
+  /** Reference rows that are not peers (held to the ceiling's 0.8× bar, not to 1×). */
+  floors?: string[]
   deliveries?: DeliverySpec[]
   cannons?: CannonSpec[]
   inproc?: Array<{ target: string; label: string; count: number; maxMs: number }>
@@ -137,9 +139,11 @@ export function scenarios (quick: boolean): Scenario[] {
           kind: 'requests',
           rt: 'rt-publish-memory',
           ceiling: 'ceiling-publish',
+          floors: ['fastify-publish'],
           cannons: [
             { target: 'rt-publish-memory', label: 'rt, memory broker' },
             { target: 'rt-publish-redis', label: 'rt, Redis broker (@rt/redis)' },
+            { target: 'fastify-publish', label: 'floor: Fastify 5 route, JSON body + array push' },
             { target: 'ceiling-publish', label: 'ceiling (node:http, JSON.parse + array push)' }
           ].map((c) => ({
             ...c,

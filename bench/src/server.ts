@@ -5,7 +5,7 @@
  */
 import type { FromServer, PublishPlan, PublishReport, ToServer } from './protocol.js'
 import { ceilingCategory, ceilingLongPoll, ceilingPublish, ceilingSse } from './servers/ceilings.js'
-import { betterSse, expressLongpoll, fastifySsePeer, socketIo } from './servers/peers.js'
+import { betterSse, expressLongpoll, fastifyPublish, fastifySsePeer, socketIo } from './servers/peers.js'
 import { rtCategory, rtLongPoll, rtPublishMemory, rtPublishRedis, rtSse } from './servers/rt.js'
 import { FILLER, type ServerTarget, type TargetFactory, type TargetOptions } from './servers/target.js'
 import { now } from './tracker.js'
@@ -22,6 +22,7 @@ export const TARGETS: Record<string, TargetFactory> = {
   'express-longpoll': expressLongpoll,
   'rt-category': rtCategory,
   'ceiling-publish': ceilingPublish,
+  'fastify-publish': fastifyPublish,
   'rt-publish-memory': rtPublishMemory,
   'rt-publish-redis': rtPublishRedis
 }

@@ -145,3 +145,30 @@ export const expressLongpoll: TargetFactory = async (options) => {
     close: () => closeServer(server)
   }
 }
+
+/**
+ * Not a peer but a floor: the least a Fastify 5 app does for a publish (a
+ * route, Fastify's JSON body parser, an array append, 201). rt ÷ this is the
+ * cost of rt's own publish path on top of Fastify.
+ */
+export const fastifyPublish: TargetFactory = async () => {
+  const app = Fastify({ logger: false })
+  const log: Array<{ offset: number; data: unknown }> = []
+  app.post('/_broadcast', async (request, reply) => {
+    const body = request.body as { stream: string; data: string }
+    log.push({ offset: log.length + 1, data: body.data })
+    if (log.length > 1_000_000) log.length = 0
+    return reply.code(201).send()
+  })
+  await app.listen({ host: '127.0.0.1', port: 0, backlog: 8192 })
+  return {
+    port: (app.server.address() as { port: number }).port,
+    publish (_stream: number, message: BenchMessage) {
+      log.push({ offset: log.length + 1, data: message })
+    },
+    close: async () => {
+      app.server.closeAllConnections()
+      await app.close()
+    }
+  }
+}
