@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { rtCore } from '@rt/core'
+import { RedisBroker, RedisSessionStore } from '@rt/redis'
 import { ChatChannel } from './chat-channel.js'
 import type { ExampleConfig } from './config.js'
 
@@ -27,7 +28,20 @@ export async function buildApp(config: ExampleConfig, options: { logger?: boolea
   const app = Fastify({ logger: options.logger ?? false })
   const endpoints: Endpoint[] = []
 
+  // --- Multi-node (@rt/redis): with REDIS_URL every process shares one Redis for streams and sessions,
+  // so several servers behind a load balancer act as one. Without it: in memory, one process.
+  const redis = config.redisUrl === undefined ? {} : {
+    broker: new RedisBroker({ url: config.redisUrl, logger: app.log }),
+    sessionStore: new RedisSessionStore({ url: config.redisUrl, logger: app.log })
+  }
+  app.addHook('onClose', async () => {
+    await redis.broker?.close()
+    await redis.sessionStore?.close()
+  })
+  // --- end of the Redis block
+
   await app.register(rtCore, {
+    ...redis,
     broadcastKey: config.broadcastKey,
     metrics: true,
     channels: { ChatChannel },
