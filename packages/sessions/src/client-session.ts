@@ -74,6 +74,11 @@ export class ClientSession implements SessionSink {
     return this.listeners.size
   }
 
+  /** Whether a long poll is waiting for messages. */
+  get isPolling(): boolean {
+    return this.poll !== undefined
+  }
+
   /** Called once the hub accepted the session (until then it only sent the welcome, which this API does not show). */
   bind(session: Session, identityKey: string): void {
     this.hubSession = session
