@@ -1,5 +1,6 @@
 import { rtCore, type Broker } from '@rt/core'
 import { RedisBroker } from '@rt/redis'
+import { rtSse as rtSsePlugin } from '@rt/sse'
 import { Redis } from 'ioredis'
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify'
 import { now } from '../tracker.js'
@@ -66,7 +67,7 @@ async function started (app: FastifyInstance, options: TargetOptions, extra: Par
 /** @rt/sse on its default path. */
 export const rtSse: TargetFactory = async (options) => {
   const app = await rtApp(options)
-  await app.register(await plugin('@rt/sse', 'rtSse'))
+  await app.register(rtSsePlugin)
   return started(app, options)
 }
 
