@@ -1,0 +1,53 @@
+import cors from '@fastify/cors'
+import { acceptAnyBodyAsText, originMatcher } from '@rt/core'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { HeadersSchema, POLL_ID_HEADER, QuerySchema, longPollHandler, type LongPollRequest } from './handler.js'
+import { resolveOptions, type LongPollOptions, type ResolvedOptions } from './options.js'
+import { LongPollSessions } from './sessions.js'
+
+export type { LongPollOptions } from './options.js'
+export { DEFAULT_FLUSH_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, DEFAULT_PATH, DEFAULT_POLL_INTERVAL } from './options.js'
+export { encodeJsonl } from './encoder.js'
+export { pollControlStream, type LongPollState } from './sessions.js'
+
+/** AnyCable's CORS request headers, plus the two that long polling reads. */
+const ALLOWED_HEADERS = [
+  'Origin', 'X-Requested-With', 'X-Request-ID', 'Content-Type', 'Accept', 'X-CSRF-Token', 'Authorization',
+  POLL_ID_HEADER, 'X-AnyCable-Restore-SID'
+]
+
+function corsOptions(options: ResolvedOptions): Parameters<typeof cors>[1] {
+  const allowed = options.allowedOrigins === undefined ? undefined : originMatcher(options.allowedOrigins)
+  return {
+    // AnyCable: `*` unless allowed_origins is set, then the matching Origin is echoed.
+    origin: allowed === undefined ? '*' : (origin, callback) => callback(null, allowed(origin)),
+    methods: ['POST', 'OPTIONS'],
+    credentials: true,
+    allowedHeaders: ALLOWED_HEADERS,
+    exposedHeaders: [POLL_ID_HEADER]
+  }
+}
+
+async function longPollPlugin(fastify: FastifyInstance, raw: LongPollOptions): Promise<void> {
+  const options = resolveOptions(raw)
+  const sessions = new LongPollSessions(fastify.rt.hub, options, fastify.rt.metrics, fastify.log)
+  const handler = longPollHandler(sessions)
+  // Own context under the path: any Content-Type is text here only, and CORS
+  // (whose preflight route is `*` of its context) stays on this endpoint.
+  await fastify.register(async (instance) => {
+    acceptAnyBodyAsText(instance, options.maxRequestSize)
+    await instance.register(cors, corsOptions(options))
+    instance.post('/', { schema: { headers: HeadersSchema, querystring: QuerySchema } }, (request, reply) => handler(request as LongPollRequest, reply))
+  }, { prefix: options.path })
+  // Held polls are answered before the server stops accepting, with whatever they hold.
+  fastify.addHook('preClose', () => sessions.drain())
+  fastify.addHook('onClose', async () => sessions.close())
+}
+
+/**
+ * `@rt/long-poll`: AnyCable-compatible long polling on `@rt/core`'s hub.
+ * Register `@rt/core` first.
+ */
+export const rtLongPoll = fp(longPollPlugin, { fastify: '5.x', name: '@rt/long-poll', dependencies: ['@rt/core'] })
+export default rtLongPoll
