@@ -17,7 +17,17 @@ export interface RetentionOptions {
   historyTtl?: number
 }
 
-export interface MemoryBrokerOptions extends RetentionOptions {
+/** Hooks called synchronously as a broker's retained state changes (a journal is one). */
+export interface BrokerObserver {
+  /** Called with every message accepted into history (the journal hooks in here). */
+  onAppend?: (message: StreamMessage) => void
+  /** Called when a stream's whole state is dropped (the journal compacts on it). */
+  onDrop?: (stream: string) => void
+  /** Called with the offsets `remove()` actually deleted (delete-after-read). */
+  onRemove?: (stream: string, epoch: string, offsets: readonly number[]) => void
+}
+
+export interface MemoryBrokerOptions extends RetentionOptions, BrokerObserver {
   /**
    * How often expired history is swept, in ms. One timer for the whole broker,
    * never one per message. Default: a tenth of `historyTtl`, between 1 s and 60 s.
@@ -25,10 +35,6 @@ export interface MemoryBrokerOptions extends RetentionOptions {
   sweepInterval?: number
   /** Clock, for tests. */
   now?: () => number
-  /** Called with every message accepted into history (the journal hooks in here). */
-  onAppend?: (message: StreamMessage) => void
-  /** Called when a stream's whole state is dropped (the journal compacts on it). */
-  onDrop?: (stream: string) => void
 }
 
 /** State restored into a broker, e.g. from a journal. */
@@ -64,8 +70,7 @@ export class MemoryBroker implements Broker {
   readonly historyTtlMs: number
   private readonly streams = new Map<string, StreamState>()
   private readonly now: () => number
-  private readonly onAppend: ((message: StreamMessage) => void) | undefined
-  private readonly onDrop: ((stream: string) => void) | undefined
+  private readonly observers = new Set<BrokerObserver>()
   private readonly sweeper: NodeJS.Timeout | undefined
   private closed = false
 
@@ -79,8 +84,8 @@ export class MemoryBroker implements Broker {
     this.historyLimit = historyLimit
     this.historyTtlMs = historyTtl * 1000
     this.now = options.now ?? Date.now
-    this.onAppend = options.onAppend
-    this.onDrop = options.onDrop
+    const { onAppend, onDrop, onRemove } = options
+    if (onAppend !== undefined || onDrop !== undefined || onRemove !== undefined) this.observers.add({ onAppend, onDrop, onRemove })
     const sweepInterval = options.sweepInterval ??
       (Number.isFinite(this.historyTtlMs) ? Math.min(60_000, Math.max(1000, this.historyTtlMs / 10)) : 60_000)
     this.sweeper = setInterval(() => this.sweep(), sweepInterval)
@@ -90,6 +95,20 @@ export class MemoryBroker implements Broker {
   /** Number of streams holding state (history or listeners). */
   get streamCount(): number {
     return this.streams.size
+  }
+
+  /** Adds hooks to a running broker (e.g. a journal opened after the broker). Returns the function that removes them. */
+  observe(observer: BrokerObserver): () => void {
+    const entry = { ...observer }
+    this.observers.add(entry)
+    return () => {
+      this.observers.delete(entry)
+    }
+  }
+
+  /** The retained state of every stream (what a journal compacts to); messages oldest first. */
+  snapshot(): RestoredStream[] {
+    return [...this.streams].map(([stream, state]) => ({ stream, epoch: state.epoch, lastOffset: state.lastOffset, messages: [...state.messages] }))
   }
 
   /** Loads streams saved earlier (journal reload). Existing state of those streams is replaced. */
@@ -121,7 +140,7 @@ export class MemoryBroker implements Broker {
     if (!transient && this.historyLimit > 0) {
       state.messages.push(message)
       if (state.messages.length > this.historyLimit) state.evictedThrough = state.messages.shift()!.offset
-      this.onAppend?.(message)
+      for (const observer of this.observers) observer.onAppend?.(message)
     } else if (!transient) {
       state.evictedThrough = message.offset
     }
@@ -165,7 +184,11 @@ export class MemoryBroker implements Broker {
     const state = this.streams.get(stream)
     if (state === undefined || offsets.length === 0) return
     const removed = new Set(offsets)
-    state.messages = state.messages.filter((message) => !removed.has(message.offset))
+    const kept = state.messages.filter((message) => !removed.has(message.offset))
+    if (kept.length === state.messages.length) return
+    const deleted = state.messages.filter((message) => removed.has(message.offset)).map((message) => message.offset)
+    state.messages = kept
+    for (const observer of this.observers) observer.onRemove?.(stream, state.epoch, deleted)
   }
 
   async close(): Promise<void> {
@@ -192,7 +215,7 @@ export class MemoryBroker implements Broker {
 
   private drop(stream: string): void {
     this.streams.delete(stream)
-    this.onDrop?.(stream)
+    for (const observer of this.observers) observer.onDrop?.(stream)
   }
 
   private state(stream: string): StreamState {
