@@ -56,6 +56,7 @@ export async function cannon (spec: CannonSpec, options: TargetOptions, profileD
     // `seed` messages at 100k/s: durationMs = seed / 100.
     if (spec.seed !== undefined) await server.publish({ rate: 100_000, durationMs: spec.seed / 100, streams: 1 })
     const before = await server.stats()
+    server.mark()
     const result = await autocannon(`http://127.0.0.1:${server.port}${spec.path}`, spec)
     const after = await server.stats()
     const cpuMs = after.cpuMs - before.cpuMs
@@ -86,6 +87,7 @@ export async function inproc (target: string, label: string, count: number, maxM
   try {
     server = await ServerProcess.start(target, options, profileDir)
     const before = await server.stats()
+    server.mark()
     const result = await server.inproc(count, maxMs)
     const after = await server.stats()
     return {

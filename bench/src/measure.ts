@@ -111,6 +111,7 @@ export async function deliver (pool: Pool, spec: DeliverySpec, profileDir?: stri
     const connected = opened.reduce((sum, o) => sum + o.connected, 0)
     await sleep(500)
     const idle = await server.stats()
+    server.mark()
     const publishing = server.publish({ rate: spec.rate, durationMs: spec.durationMs, streams: spec.streams })
     let dropAt = 0
     if (spec.dropAtMs !== undefined) {

@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FromLoad, FromServer, LoadJob, LoadResult, PublishPlan, PublishReport, ServerStats, ToLoad, ToServer } from './protocol.js'
 import type { TargetOptions } from './servers/target.js'
@@ -40,8 +41,10 @@ export class ServerProcess {
   private constructor (readonly name: string, readonly child: ChildProcess, readonly port: number) {}
 
   static async start (name: string, options: TargetOptions, profileDir?: string): Promise<ServerProcess> {
-    const execArgv = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`]
-    const child = fork(here('./server.js'), [name, JSON.stringify(options)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const stamp = `${name}-${Date.now()}`
+    const execArgv = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${stamp}.cpuprofile`]
+    const env = profileDir === undefined ? process.env : { ...process.env, BENCH_PROFILE_MARK: join(profileDir, `${stamp}.mark.json`) }
+    const child = fork(here('./server.js'), [name, JSON.stringify(options)], { execArgv, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     const ready = await expect<FromServer, 'ready'>(child, 'ready', 30_000, name).catch((error: unknown) => {
       child.kill()
       throw error
@@ -53,6 +56,11 @@ export class ServerProcess {
     const answer = expect<FromServer, K>(this.child, reply, timeoutMs, this.name)
     this.child.send(message)
     return answer
+  }
+
+  /** Marks the start of the measured window (where a profile summary starts counting). */
+  mark (): void {
+    this.child.send({ type: 'mark' } satisfies ToServer)
   }
 
   async stats (): Promise<ServerStats> {

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 interface ProfileNode {
@@ -16,14 +16,21 @@ interface CpuProfile {
   timeDeltas?: number[]
 }
 
-/** Self time per function (name + file:line), the top `limit`, as text lines. */
-export function topFunctions (profile: CpuProfile, limit = 20): string[] {
+/**
+ * Self time per function (name + file:line), the top `limit`, as text lines.
+ * Samples before `fromUs` (the server's start-up and connection phase) are left out.
+ */
+export function topFunctions (profile: CpuProfile, limit = 20, fromUs = 0): string[] {
   const selfTime = new Map<number, number>()
   const samples = profile.samples ?? []
   const deltas = profile.timeDeltas ?? []
+  let at = profile.startTime
   for (let i = 0; i < samples.length; i++) {
+    const delta = deltas[i] ?? 0
+    at += delta
+    if (at < fromUs) continue
     const id = samples[i] as number
-    selfTime.set(id, (selfTime.get(id) ?? 0) + (deltas[i] ?? 0))
+    selfTime.set(id, (selfTime.get(id) ?? 0) + delta)
   }
   const byFunction = new Map<string, number>()
   let total = 0
@@ -46,7 +53,10 @@ export function summarizeProfiles (dir: string): string {
   const parts: string[] = []
   for (const file of readdirSync(dir).filter((name) => name.endsWith('.cpuprofile')).sort()) {
     const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile
-    const text = [`${file}: top self time`, ...topFunctions(profile)].join('\n')
+    const markFile = join(dir, file.replace(/\.cpuprofile$/, '.mark.json'))
+    const fromUs = existsSync(markFile) ? (JSON.parse(readFileSync(markFile, 'utf8')) as { fromUs: number }).fromUs : 0
+    const window = fromUs === 0 ? 'whole process' : `from the measurement start, ${((profile.endTime - Math.max(fromUs, profile.startTime)) / 1e6).toFixed(1)} s`
+    const text = [`${file}: top self time (${window})`, ...topFunctions(profile, 25, fromUs)].join('\n')
     writeFileSync(join(dir, file.replace(/\.cpuprofile$/, '.txt')), `${text}\n`)
     parts.push(text)
   }

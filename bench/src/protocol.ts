@@ -88,6 +88,8 @@ export type ToServer =
   | { type: 'stats' }
   | { type: 'publish'; plan: PublishPlan }
   | { type: 'inproc'; count: number; maxMs: number }
+  /** Start of the measured window (a profiled server counts its profile from the last mark). */
+  | { type: 'mark' }
   | { type: 'close' }
 
 export type FromServer =

@@ -3,6 +3,7 @@
  * Starts one server under test on 127.0.0.1, then obeys the orchestrator over
  * IPC (publish at a rate, report RSS/CPU, close). Exits with its parent.
  */
+import { writeFileSync } from 'node:fs'
 import type { FromServer, PublishPlan, PublishReport, ToServer } from './protocol.js'
 import { ceilingCategory, ceilingLongPoll, ceilingPublish, ceilingSse } from './servers/ceilings.js'
 import { betterSse, expressLongpoll, fastifyPublish, fastifySsePeer, socketIo } from './servers/peers.js'
@@ -31,6 +32,8 @@ function send (message: FromServer): void {
   process.send?.(message)
 }
 
+/** Monotonic µs (the clock of V8's CPU profiles) of the last `mark`. */
+let markUs: bigint | undefined
 let peakRss = 0
 function sampleRss (): number {
   const rss = process.memoryUsage.rss()
@@ -84,8 +87,12 @@ async function main (): Promise<void> {
       } else if (message.type === 'inproc') {
         if (target.inproc === undefined) throw new Error(`${name} has no in-process publish`)
         send({ type: 'inproc', ...(await target.inproc(message.count, message.maxMs)) })
+      } else if (message.type === 'mark') {
+        markUs = process.hrtime.bigint() / 1000n
       } else if (message.type === 'close') {
         clearInterval(sampler)
+        const markFile = process.env.BENCH_PROFILE_MARK
+        if (markFile !== undefined && markUs !== undefined) writeFileSync(markFile, JSON.stringify({ fromUs: Number(markUs) }))
         await target.close()
         process.exit(0)
       }
