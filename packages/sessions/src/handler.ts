@@ -45,7 +45,7 @@ export async function sessionRoutes(instance: FastifyInstance, options: Resolved
   /** The id and the query parameters, or the 400 answered. */
   function check(request: SessionRoute, reply: FastifyReply): SessionQuery | undefined {
     if (!SESSION_ID_PATTERN.test(request.params.id)) {
-      refuse(reply, 400, 'the session id must be 22 to 128 characters of A-Z, a-z, 0-9, "_" and "-" (at least 128 random bits)')
+      refuse(reply, 400, 'the session id must be 22 to 100 characters of A-Z, a-z, 0-9, "_" and "-" (at least 128 random bits)')
       return undefined
     }
     const query = parseQuery(request.query)

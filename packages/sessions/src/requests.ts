@@ -3,8 +3,8 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { SessionRequest } from './messages.js'
 import type { ResolvedOptions } from './options.js'
 
-/** A client-chosen session id: 22 to 128 URL-safe characters, i.e. at least 132 bits when drawn at random. */
-export const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{22,128}$/
+/** A client-chosen session id: 22 to 100 URL-safe characters, i.e. at least 132 bits when drawn at random. */
+export const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{22,100}$/
 
 const IdentifierSchema = Type.Object({ channel: Type.String({ minLength: 1 }) }, { additionalProperties: true })
 const RequestSchema = Type.Union([
@@ -16,6 +16,9 @@ const requestCheck = TypeCompiler.Compile(RequestSchema)
 
 type Parsed<T> = { ok: true; value: T } | { ok: false; error: string }
 
+const KINDS = ['subscribe', 'unsubscribe', 'send'] as const
+const kindsOf = (request: object): string[] => KINDS.filter((kind) => Object.hasOwn(request, kind))
+
 /** Why one request is not one of the three kinds, in words a client can act on. */
 function requestError(value: unknown): string {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'must be a JSON object'
@@ -24,7 +27,7 @@ function requestError(value: unknown): string {
   if (typeof identifier !== 'object' || identifier === null || Array.isArray(identifier)) return 'needs an "identifier" object'
   const channel = (identifier as Record<string, unknown>).channel
   if (typeof channel !== 'string' || channel === '') return 'needs "identifier.channel", a non-empty string'
-  const kinds = ['subscribe', 'unsubscribe', 'send'].filter((kind) => Object.hasOwn(request, kind))
+  const kinds = kindsOf(request)
   if (kinds.length !== 1) return 'must have exactly one of "subscribe": true, "unsubscribe": true or "send": {"action": ...}'
   if (kinds[0] === 'send') return '"send" must be an object with a non-empty string "action"'
   return `"${kinds[0]}" must be true`
@@ -41,7 +44,7 @@ export function parseRequests(body: unknown): Parsed<SessionRequest[]> {
   if (!Array.isArray(value)) return { ok: false, error: 'the body must be a JSON array of requests' }
   if (value.length === 0) return { ok: false, error: 'the body must contain at least one request' }
   for (const [index, request] of value.entries()) {
-    if (!requestCheck.Check(request)) return { ok: false, error: `request ${index}: ${requestError(request)}` }
+    if (!requestCheck.Check(request) || kindsOf(request).length !== 1) return { ok: false, error: `request ${index}: ${requestError(request)}` }
   }
   return { ok: true, value: value as SessionRequest[] }
 }
