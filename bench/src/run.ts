@@ -44,7 +44,7 @@ function redisReachable (): Promise<boolean> {
 /** Why a target cannot run here (an rt package that has not landed, no Redis), or undefined. */
 async function unavailable (): Promise<Map<string, string>> {
   const out = new Map<string, string>()
-  const needs: Record<string, string> = { 'rt-sse': '@rt/sse', 'rt-lp': '@rt/long-poll', 'rt-category': '@rt/category-poll', 'rt-publish-redis': '@rt/redis' }
+  const needs: Record<string, string> = { 'rt-sse': '@rt/sse', 'rt-lp': '@rt/long-poll', 'rt-lp-noflush': '@rt/long-poll', 'rt-category': '@rt/category-poll', 'rt-publish-redis': '@rt/redis' }
   for (const [target, pkg] of Object.entries(needs)) {
     const missing = await missingPackage(pkg)
     if (missing !== undefined) out.set(target, missing)

@@ -92,7 +92,8 @@ export function scenarios (quick: boolean): Scenario[] {
           rt: 'rt-lp',
           ceiling: 'ceiling-lp',
           deliveries: [
-            { target: 'rt-lp', label: 'rt (@rt/long-poll)', kind: 'rt-lp', path: RT_LONG_POLL_PATH },
+            { target: 'rt-lp', label: 'rt (@rt/long-poll, defaults: 500 ms flush)', kind: 'rt-lp', path: RT_LONG_POLL_PATH },
+            { target: 'rt-lp-noflush', label: 'rt (@rt/long-poll, flushInterval 0)', kind: 'rt-lp', path: RT_LONG_POLL_PATH },
             { target: 'socketio', label: "socket.io 4 (transports: ['polling'])", kind: 'socketio' },
             { target: 'ceiling-lp', label: 'ceiling (node:http, answers from an array)', kind: 'ceiling-lp' }
           ].map((t) => ({ ...t, clients: lpClients, streams: 1, rate: 100, durationMs: q(5000, 2000), drainMs, holdSeconds: hold, historyLimit: 10_000 })) as DeliverySpec[]

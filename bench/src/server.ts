@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs'
 import type { FromServer, PublishPlan, PublishReport, ToServer } from './protocol.js'
 import { ceilingCategory, ceilingLongPoll, ceilingPublish, ceilingSse } from './servers/ceilings.js'
 import { betterSse, expressLongpoll, fastifyPublish, fastifySsePeer, socketIo } from './servers/peers.js'
-import { rtCategory, rtLongPoll, rtPublishMemory, rtPublishRedis, rtSse } from './servers/rt.js'
+import { rtCategory, rtLongPoll, rtLongPollNoFlush, rtPublishMemory, rtPublishRedis, rtSse } from './servers/rt.js'
 import { FILLER, type ServerTarget, type TargetFactory, type TargetOptions } from './servers/target.js'
 import { now } from './tracker.js'
 
@@ -19,6 +19,7 @@ export const TARGETS: Record<string, TargetFactory> = {
   'ceiling-lp': ceilingLongPoll,
   'socketio': socketIo,
   'rt-lp': rtLongPoll,
+  'rt-lp-noflush': rtLongPollNoFlush,
   'ceiling-category': ceilingCategory,
   'express-longpoll': expressLongpoll,
   'rt-category': rtCategory,

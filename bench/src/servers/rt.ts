@@ -71,10 +71,17 @@ export const rtSse: TargetFactory = async (options) => {
   return started(app, options)
 }
 
-/** @rt/long-poll on its default path. */
+/** @rt/long-poll on its default path with AnyCable's defaults (500 ms flush interval), polls held as long as the others'. */
 export const rtLongPoll: TargetFactory = async (options) => {
   const app = await rtApp(options)
   await app.register(await plugin('@rt/long-poll', 'rtLongPoll'), { pollInterval: options.holdSeconds })
+  return started(app, options)
+}
+
+/** @rt/long-poll answering as soon as anything is pending (`flushInterval: 0`), as socket.io and the ceiling do. */
+export const rtLongPollNoFlush: TargetFactory = async (options) => {
+  const app = await rtApp(options)
+  await app.register(await plugin('@rt/long-poll', 'rtLongPoll'), { pollInterval: options.holdSeconds, flushInterval: 0 })
   return started(app, options)
 }
 
