@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { rtCore } from '@rt/core'
+import { rtSessions } from '@rt/sessions'
 import { RedisBroker, RedisSessionStore } from '@rt/redis'
 import { ChatChannel } from './chat-channel.js'
 import type { ExampleConfig } from './config.js'
@@ -50,6 +51,12 @@ export async function buildApp(config: ExampleConfig, options: { logger?: boolea
   })
   endpoints.push({ method: 'POST', path: '/_broadcast', what: 'publish: {"stream","data"} with Authorization: Bearer <key>' })
   endpoints.push({ method: 'GET', path: '/metrics', what: 'Prometheus metrics' })
+
+  // --- @rt/sessions: the actioncable-to-eventsource API under /sessions -------------
+  await app.register(rtSessions, { prefix: '/sessions' })
+  endpoints.push({ method: 'GET', path: '/sessions/{id}', what: 'actioncable-to-eventsource: event stream, or long poll with Accept: application/json' })
+  endpoints.push({ method: 'POST', path: '/sessions/{id}', what: 'actioncable-to-eventsource: [{identifier, subscribe|unsubscribe|send}]' })
+  // --- end @rt/sessions ---------------------------------------------------------------
 
   // The chat page at / and the @rt/client build it imports.
   await app.register(fastifyStatic, { root: chatRoot })

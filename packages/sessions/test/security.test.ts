@@ -1,7 +1,4 @@
 import t from 'tap'
-import Fastify from 'fastify'
-import { rtCore } from '@rt/core'
-import { rtSessions } from '../src/index.js'
 import { EventStream, newId, poll, post, start } from './helpers.js'
 
 const subscribe = [{ identifier: { channel: 'RoomChannel', room: 'sec' }, subscribe: true }]
