@@ -19,6 +19,16 @@ export const STREAM_HEADERS: Readonly<Record<string, string>> = {
 /** How long a connection that was ended (slow, shutdown) may take to drain before its socket is destroyed. */
 export const DRAIN_GRACE_MS = 5000
 
+/** Connections written to in this turn of the event loop: one check for all of them. */
+const written = new Set<SseConnection>()
+let checking = false
+
+function checkBuffers(): void {
+  checking = false
+  for (const connection of written) connection.checkBuffer()
+  written.clear()
+}
+
 /** Where a GET connection finds its streams and where each began, for the multi-stream cursor. */
 export interface CursorSource {
   /** The streams the connection's subscriptions receive now. */
@@ -129,8 +139,22 @@ export class SseConnection {
   private write(chunk: Buffer): void {
     if (this.ended) return
     this.res.write(chunk)
+    written.add(this)
+    if (!checking) {
+      checking = true
+      setImmediate(checkBuffers)
+    }
+  }
+
+  /**
+   * Cuts the connection off when what it was given is still not sent. Checked
+   * once the writes of this turn of the event loop were handed to the socket
+   * (Node corks a chunked response until the next tick), so that a burst that a
+   * reading client takes at once does not count against it.
+   */
+  checkBuffer(): void {
     // writableLength counts the response's and its socket's unsent bytes.
-    if (this.res.writableLength > this.options.maxBufferedBytes) this.end(disconnectMessage('slow', true))
+    if (!this.ended && this.res.writableLength > this.options.maxBufferedBytes) this.end(disconnectMessage('slow', true))
   }
 
   /** Records a stream message's position; returns the connection's streams. */
