@@ -590,3 +590,28 @@ t.test('no-op context functions outside subscribe', async (t) => {
   t.same(calls, ['action', 'unsubscribed'])
   t.same(sink.types(), ['welcome', 'confirm_subscription'], 'reject() after subscribe and transmit() in unsubscribed do nothing')
 })
+
+t.test('subscribe with history: the backlog comes before live messages published during a slow history read', async (t) => {
+  const { hub, broker } = makeHub(t, { channels })
+  for (let i = 1; i <= 3; i++) await broker.publish('chat_a', i)
+  const epoch = (await broker.position('chat_a')).epoch
+  const { session, sink } = await connect(hub)
+  const history = broker.history.bind(broker)
+  let calls = 0
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  broker.history = async (stream, query) => {
+    const result = await history(stream, query)
+    // The second read is the history request; hold it while live messages arrive.
+    if (++calls === 2) await gate
+    return result
+  }
+  const subscribing = session.handle({ command: 'subscribe', identifier: chat, history: { streams: { chat_a: { offset: 1, epoch } } } })
+  while (calls < 2) await tick()
+  await broker.publish('chat_a', 4)
+  await broker.publish('chat_a', 5)
+  release()
+  await subscribing
+  broker.history = history
+  t.same(sink.messages.slice(3).map((m) => (m as DataMessage).message ?? m.type), [2, 3, 'confirm_history', 4, 5])
+})

@@ -186,9 +186,13 @@ export class Session {
     this.state.subscriptions[identifier] = subscription
     this.emit({ type: 'confirm_subscription', identifier })
     for (const data of transmissions) this.emit({ identifier, message: data })
-    const synced = await this.syncStreams()
+    // With a history request, live messages of the new streams wait until the backlog is out, so order holds.
+    const synced = await this.syncStreams(history !== undefined)
     if (!synced.ok) return synced
-    if (history !== undefined) await this.history(identifier, history)
+    if (history !== undefined) {
+      await this.history(identifier, history)
+      this.release()
+    }
     await this.persistLive()
     return OK
   }
@@ -321,7 +325,7 @@ export class Session {
    * joined stream is caught up from its position (now, for a new subscription)
    * while live messages are held back, so nothing is lost or repeated.
    */
-  private async syncStreams(): Promise<CommandResult> {
+  private async syncStreams(hold = false): Promise<CommandResult> {
     this.index()
     if (this.sink === undefined) return OK
     for (const stream of [...this.joined]) {
@@ -354,14 +358,22 @@ export class Session {
       const held = this.held.get(stream)
       // Detached meanwhile: the next attach catches up again from the same position.
       if (held === undefined) continue
-      this.held.delete(stream)
       if (caught !== undefined) {
         for (const message of caught.messages) this.deliver(message, undefined)
         this.cursor[stream] = caught.position
       }
-      for (const message of held) this.deliver(message, undefined)
+      if (!hold) this.release(stream)
     }
     return OK
+  }
+
+  /** Delivers the live messages held back for `stream` (every held stream when omitted) and stops holding. */
+  private release(stream?: string): void {
+    for (const [heldStream, held] of [...this.held]) {
+      if (stream !== undefined && heldStream !== stream) continue
+      this.held.delete(heldStream)
+      for (const message of held) this.deliver(message, undefined)
+    }
   }
 
   private deliver(message: StreamMessage, shared: Map<string, Outgoing> | undefined): void {
