@@ -1,0 +1,142 @@
+/**
+ * `GET|POST subscribePath?category&timeout&since_time&last_id`: answers the
+ * unseen events at once, or holds the request until the next one or the
+ * timeout. A held request is released when its client goes away and when the
+ * app closes, and leaves no listener or timer behind.
+ */
+import type { Broker, StreamMessage } from '@rt/core'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import { isVisibleLive, readBacklog, type CategoryView } from '../cursor.js'
+import { errorBody, eventsBody, json, SUBSCRIBE_HEADERS, timeoutBody } from '../encoder.js'
+import type { ResolvedOptions } from '../options.js'
+import { passes } from './guard.js'
+import { parseSubscribeQuery, type SubscribeQuery } from './query.js'
+
+/** Every request currently held, so the app can release them when it closes. */
+export class HeldPolls {
+  private readonly polls = new Set<HeldPoll>()
+
+  /** Requests held right now. */
+  get size(): number {
+    return this.polls.size
+  }
+
+  add(poll: HeldPoll): void {
+    this.polls.add(poll)
+  }
+
+  delete(poll: HeldPoll): void {
+    this.polls.delete(poll)
+  }
+
+  /** Answers every held request with a timeout (the server is going away). */
+  releaseAll(): void {
+    for (const poll of [...this.polls]) poll.timeout()
+  }
+}
+
+/**
+ * The `timestamp` of a timeout answer, for the client's next `since_time`.
+ * One millisecond before now: the request saw every event up to now, and an
+ * event published later in this same millisecond must still be newer than it.
+ * Never before a `since_time` the client already passed (and not in the future).
+ */
+export function timeoutTimestamp(now: number, sinceTime: number | undefined): number {
+  return Math.max(now - 1, Math.min(sinceTime ?? -Infinity, now))
+}
+
+interface PollContext {
+  broker: Broker
+  view: CategoryView
+  deleteAfterRead: boolean
+  held: HeldPolls
+  log: FastifyBaseLogger
+}
+
+/** One subscribe request from the moment it is valid until it is answered or its client leaves. */
+export class HeldPoll {
+  private done = false
+  private reading = true
+  private readonly pending: StreamMessage[] = []
+  private unseen: (message: StreamMessage) => boolean = () => false
+  private unsubscribe: (() => void) | undefined
+  private timer: NodeJS.Timeout | undefined
+
+  constructor(private readonly context: PollContext, private readonly query: SubscribeQuery, private readonly reply: FastifyReply) {}
+
+  /** Answers at once when there are unseen events, otherwise parks the request. Resolves once it is answered or parked. */
+  async start(): Promise<void> {
+    const { context, query } = this
+    this.reply.raw.on('close', this.clientGone)
+    context.held.add(this)
+    this.timer = setTimeout(() => this.timeout(), query.timeoutSeconds * 1000)
+    try {
+      // Listen first, then read history: nothing published in between can fall through the gap.
+      this.unsubscribe = context.broker.subscribe(query.category, this.onMessage)
+      const backlog = await readBacklog(context.broker, query, context.view, Date.now())
+      if (this.done) return
+      this.unseen = backlog.unseen
+      this.reading = false
+      if (backlog.events.length > 0) return this.answer(backlog.events)
+      const now = Date.now()
+      const held = this.pending.filter((message) => isVisibleLive(message, context.view, now) && this.unseen(message))
+      if (held.length > 0) this.answer(held.slice(0, context.view.maxEventsPerResponse))
+    } catch (error) {
+      this.end()
+      throw error
+    }
+  }
+
+  /** Answers `{"timeout": …}`. */
+  timeout(): void {
+    this.send(timeoutBody(timeoutTimestamp(Date.now(), this.query.sinceTime)))
+  }
+
+  private readonly onMessage = (message: StreamMessage): void => {
+    if (this.done) return
+    if (this.reading) {
+      this.pending.push(message)
+      return
+    }
+    if (isVisibleLive(message, this.context.view, Date.now()) && this.unseen(message)) this.answer([message])
+  }
+
+  private answer(events: StreamMessage[]): void {
+    this.send(eventsBody(events))
+    if (!this.context.deleteAfterRead) return
+    this.context.broker.remove(this.query.category, events.map((event) => event.offset)).catch((error: unknown) => {
+      this.context.log.error({ err: error }, '@rt/category-poll: could not delete retrieved events')
+    })
+  }
+
+  private send(body: string): void {
+    if (this.done) return
+    this.end()
+    void this.reply.code(200).send(json(body))
+  }
+
+  private readonly clientGone = (): void => {
+    // The client disconnected while held: nothing is written, everything is released now.
+    if (!this.done) this.end()
+  }
+
+  private end(): void {
+    this.done = true
+    clearTimeout(this.timer)
+    this.unsubscribe?.()
+    this.reply.raw.off('close', this.clientGone)
+    this.context.held.delete(this)
+  }
+}
+
+/** The subscribe route handler. */
+export function subscribeHandler(options: ResolvedOptions, context: PollContext) {
+  return async function subscribe(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    reply.headers(SUBSCRIBE_HEADERS)
+    if (options.beforeSubscribe !== undefined && !(await passes(options.beforeSubscribe, request, reply))) return reply
+    const query = parseSubscribeQuery(request.query, options.maxTimeoutSeconds)
+    if ('error' in query) return reply.code(options.errorStatus).send(json(errorBody(query.error)))
+    await new HeldPoll(context, query, reply).start()
+    return reply
+  }
+}

@@ -1,0 +1,192 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+
+/**
+ * A hook run before the subscribe or publish handler (the `long_polling`
+ * wrapper's "handler to run before"). Return `false` to reject the request:
+ * it is answered `403 {"error": "Forbidden."}` unless the hook already replied.
+ * Anything else (`true`, `undefined`) lets the request through. May be async.
+ */
+export type RequestHook = (request: FastifyRequest, reply: FastifyReply) => boolean | void | Promise<boolean | void>
+
+/** File persistence of the shared in-memory broker (see `Journal` in `@rt/core`). */
+export interface PersistenceOptions {
+  /** Path of the JSONL journal. A golongpoll FilePersistor file is read too (and rewritten in rt's format). */
+  file: string
+  /**
+   * `0` (default): every event is written before it is delivered, so a process
+   * crash loses nothing published. A positive number of ms batches writes: a
+   * crash loses at most that interval. golongpoll's `writeFlushPeriodSeconds`.
+   */
+  flushIntervalMs?: number
+  /** `fsync(2)` after every write so events also survive a power loss. Default false. */
+  fsync?: boolean
+  /** Bytes appended before the journal is compacted (when also larger than the compacted file). Default 1 MiB. */
+  compactAfterBytes?: number
+}
+
+/** Options of `@rt/category-poll`. golongpoll's options keep their meaning and defaults. */
+export interface CategoryPollOptions {
+  /**
+   * Largest `timeout` a subscriber may ask for, in seconds. Default 110
+   * (golongpoll's): keep it below every proxy timeout between clients and you.
+   * `0` means the default, as in golongpoll.
+   */
+  maxLongpollTimeoutSeconds?: number
+  /**
+   * Events of a category a subscriber can see: the newest `maxEventBufferSize`
+   * published. Default 250 (golongpoll's). It is a view over the shared broker's
+   * history, which keeps at most its own `historyLimit` (100 by default in
+   * `@rt/core`): raise that too to see more. `0` means the default.
+   */
+  maxEventBufferSize?: number
+  /**
+   * Seconds an event stays visible to subscribers. Default: forever
+   * (golongpoll's). Also bounded by the broker's `historyTtl` (300 s by default
+   * in `@rt/core`). `0` and `Infinity` mean forever.
+   */
+  eventTimeToLiveSeconds?: number
+  /**
+   * Delete an event from the category's history once a subscriber received it
+   * (golongpoll's notification mode). Parked subscribers all receive an event
+   * published while they wait, and it is then deleted. Default false. This
+   * deletes from the shared broker, so other transports reading the stream
+   * will not find it in history either.
+   */
+  deleteEventAfterFirstRetrieval?: boolean
+  /**
+   * Most events in one answer, oldest first; a client following the documented
+   * loop gets the rest on its next poll at once. Default 100. golongpoll has no
+   * limit and can answer its whole buffer.
+   */
+  maxEventsPerResponse?: number
+  /** Subscribe route, under the registration's `prefix`. Default `/events`. */
+  subscribePath?: string
+  /** Publish route, under the registration's `prefix`. Default `/publish`. */
+  publishPath?: string
+  /**
+   * Serve `POST publishPath`. Default false: publishing over HTTP is opt-in, and
+   * then needs `publishKey` or `beforePublish` (golongpoll's handler lets anyone publish).
+   */
+  enablePublish?: boolean
+  /** Bearer key of the publish endpoint (`Authorization: Bearer <key>`), e.g. the core broadcast key. */
+  publishKey?: string
+  /** Runs before every subscribe request (authentication, allowed categories…). */
+  beforeSubscribe?: RequestHook
+  /**
+   * Runs before a publish request that did not present `publishKey` and decides
+   * whether it may publish (returning anything but `false` allows it).
+   */
+  beforePublish?: RequestHook
+  /**
+   * HTTP status of subscribe errors (`{"error": …}`). Default 400. golongpoll
+   * answers 200; both of its clients treat either as a failure, so set 200 only
+   * for a client that checks the body but not the status.
+   */
+  errorStatus?: 200 | 400
+  /** Largest publish body in bytes (413 above it). Default 1 MiB. */
+  bodyLimit?: number
+  /** Keep the in-memory broker's history in a file across restarts. Needs `@rt/core`'s default `MemoryBroker`. */
+  persistence?: PersistenceOptions
+}
+
+export const DEFAULT_MAX_TIMEOUT_SECONDS = 110
+export const DEFAULT_MAX_EVENT_BUFFER_SIZE = 250
+export const DEFAULT_MAX_EVENTS_PER_RESPONSE = 100
+export const DEFAULT_SUBSCRIBE_PATH = '/events'
+export const DEFAULT_PUBLISH_PATH = '/publish'
+/** A batch of JSON, not a file upload. */
+export const DEFAULT_BODY_LIMIT = 1024 * 1024
+
+/** Options after defaults and validation. */
+export interface ResolvedOptions {
+  maxTimeoutSeconds: number
+  maxEventBufferSize: number
+  /** Infinity for "forever". */
+  eventTtlMs: number
+  deleteAfterRead: boolean
+  maxEventsPerResponse: number
+  subscribePath: string
+  publishPath: string
+  enablePublish: boolean
+  publishKey: string | undefined
+  beforeSubscribe: RequestHook | undefined
+  beforePublish: RequestHook | undefined
+  errorStatus: 200 | 400
+  bodyLimit: number
+  persistence: PersistenceOptions | undefined
+}
+
+function fail(message: string): never {
+  throw new TypeError(`@rt/category-poll: ${message}`)
+}
+
+/** A positive integer; `0` and `undefined` give the default (golongpoll's zero values). */
+function count(value: unknown, name: string, fallback: number): number {
+  if (value === undefined || value === 0) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) fail(`${name} must be a positive integer (0 means ${fallback})`)
+  return value
+}
+
+function path(value: unknown, name: string, fallback: string): string {
+  if (value === undefined) return fallback
+  if (typeof value !== 'string' || !value.startsWith('/')) fail(`${name} must be a path starting with "/"`)
+  return value
+}
+
+function hook(value: unknown, name: string): RequestHook | undefined {
+  if (value !== undefined && typeof value !== 'function') fail(`${name} must be a function`)
+  return value as RequestHook | undefined
+}
+
+function persistence(value: unknown): PersistenceOptions | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'object' || value === null) fail('persistence must be an object { file, flushIntervalMs?, fsync?, compactAfterBytes? }')
+  const options = value as PersistenceOptions
+  if (typeof options.file !== 'string' || options.file === '') fail('persistence.file must be a non-empty path')
+  if (options.flushIntervalMs !== undefined && (!Number.isInteger(options.flushIntervalMs) || options.flushIntervalMs < 0)) {
+    fail('persistence.flushIntervalMs must be a non-negative integer of ms')
+  }
+  if (options.fsync !== undefined && typeof options.fsync !== 'boolean') fail('persistence.fsync must be a boolean')
+  if (options.compactAfterBytes !== undefined && (!Number.isInteger(options.compactAfterBytes) || options.compactAfterBytes < 1)) {
+    fail('persistence.compactAfterBytes must be a positive integer')
+  }
+  return options
+}
+
+/** Applies defaults and checks every option; throws a `TypeError` prefixed `@rt/category-poll:`. */
+export function resolveOptions(options: CategoryPollOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) fail('options must be an object')
+  const ttl = options.eventTimeToLiveSeconds
+  if (ttl !== undefined && (typeof ttl !== 'number' || Number.isNaN(ttl) || ttl < 0)) {
+    fail('eventTimeToLiveSeconds must be a positive number of seconds (0 or Infinity: forever)')
+  }
+  if (options.deleteEventAfterFirstRetrieval !== undefined && typeof options.deleteEventAfterFirstRetrieval !== 'boolean') {
+    fail('deleteEventAfterFirstRetrieval must be a boolean')
+  }
+  if (options.enablePublish !== undefined && typeof options.enablePublish !== 'boolean') fail('enablePublish must be a boolean')
+  if (options.publishKey !== undefined && (typeof options.publishKey !== 'string' || options.publishKey === '')) {
+    fail('publishKey must be a non-empty string')
+  }
+  if (options.errorStatus !== undefined && options.errorStatus !== 200 && options.errorStatus !== 400) fail('errorStatus must be 400 or 200')
+  const resolved: ResolvedOptions = {
+    maxTimeoutSeconds: count(options.maxLongpollTimeoutSeconds, 'maxLongpollTimeoutSeconds', DEFAULT_MAX_TIMEOUT_SECONDS),
+    maxEventBufferSize: count(options.maxEventBufferSize, 'maxEventBufferSize', DEFAULT_MAX_EVENT_BUFFER_SIZE),
+    eventTtlMs: ttl === undefined || ttl === 0 ? Infinity : ttl * 1000,
+    deleteAfterRead: options.deleteEventAfterFirstRetrieval === true,
+    maxEventsPerResponse: count(options.maxEventsPerResponse, 'maxEventsPerResponse', DEFAULT_MAX_EVENTS_PER_RESPONSE),
+    subscribePath: path(options.subscribePath, 'subscribePath', DEFAULT_SUBSCRIBE_PATH),
+    publishPath: path(options.publishPath, 'publishPath', DEFAULT_PUBLISH_PATH),
+    enablePublish: options.enablePublish === true,
+    publishKey: options.publishKey,
+    beforeSubscribe: hook(options.beforeSubscribe, 'beforeSubscribe'),
+    beforePublish: hook(options.beforePublish, 'beforePublish'),
+    errorStatus: options.errorStatus ?? 400,
+    bodyLimit: count(options.bodyLimit, 'bodyLimit', DEFAULT_BODY_LIMIT),
+    persistence: persistence(options.persistence)
+  }
+  if (resolved.enablePublish && resolved.publishKey === undefined && resolved.beforePublish === undefined) {
+    fail('enablePublish needs publishKey or beforePublish: an unguarded publish endpoint lets anyone publish')
+  }
+  if (resolved.enablePublish && resolved.publishPath === resolved.subscribePath) fail('publishPath and subscribePath must differ')
+  return resolved
+}

@@ -1,0 +1,64 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
+import { rtCore, type RtCoreOptions } from '@rt/core'
+import { categoryPoll, type CategoryPollOptions } from '../src/index.js'
+
+export interface Server {
+  app: FastifyInstance
+  /** Origin, e.g. http://127.0.0.1:1234 */
+  origin: string
+  /** Subscribe URL (prefix + path). */
+  events: string
+  publishUrl: string
+  /** GET the subscribe URL with a query string. */
+  get(query: string, init?: RequestInit): Promise<Response>
+  /** golongpoll JSON of a GET. */
+  json(query: string, init?: RequestInit): Promise<Record<string, unknown>>
+  publish(category: string, data: unknown): Promise<void>
+}
+
+export async function start(
+  t: Test,
+  options: CategoryPollOptions & { prefix?: string } = {},
+  core: RtCoreOptions = {}
+): Promise<Server> {
+  const app = Fastify()
+  await app.register(rtCore, { history: { historyLimit: 5000, historyTtl: Infinity }, ...core })
+  await app.register(categoryPoll, options)
+  const origin = await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const prefix = options.prefix ?? ''
+  const events = `${origin}${prefix}${options.subscribePath ?? '/events'}`
+  const get = (query: string, init?: RequestInit): Promise<Response> => fetch(`${events}?${query}`, init)
+  return {
+    app,
+    origin,
+    events,
+    publishUrl: `${origin}${prefix}${options.publishPath ?? '/publish'}`,
+    get,
+    json: async (query, init) => (await (await get(query, init)).json()) as Record<string, unknown>,
+    publish: async (category, data) => {
+      await app.rt.publish(category, data)
+    }
+  }
+}
+
+export interface WireEvent {
+  timestamp: number
+  category: string
+  data: unknown
+  id: string
+}
+
+export const eventsOf = (body: Record<string, unknown>): WireEvent[] => (body.events as WireEvent[] | undefined) ?? []
+
+/** Resolves once `check()` holds, polling the event loop (no fixed sleeps in assertions). */
+export async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setImmediate(resolve))
+}
+
+/** Held requests of the app's category-poll broker: the number of live listeners on a stream. */
+export function listenerCount(app: FastifyInstance, stream: string): number {
+  const streams = (app.rt.broker as unknown as { streams: Map<string, { listeners: Set<unknown> }> }).streams
+  return streams.get(stream)?.listeners.size ?? 0
+}
