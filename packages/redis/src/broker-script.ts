@@ -131,6 +131,17 @@ elseif op == 'history' then
   if count == 0 then return {e, last, complete, {}} end
   if count < 0 then return {e, last, complete, redis.call('XRANGE', hist, start, '+')} end
   return {e, last, complete, redis.call('XRANGE', hist, start, '+', 'COUNT', count)}
+elseif op == 'catchup' then
+  -- A live reader's catch-up: ARGV[6] offset, ARGV[7] epoch of its position, ARGV[8] channel, ARGV[9] marker.
+  -- The marker goes out on the channel at this very point of the stream's order, so the reader knows which
+  -- live messages this read already covers. A position from another epoch reads the current one from its start.
+  redis.call('PUBLISH', ARGV[8], '{"m":"' .. ARGV[9] .. '"}')
+  local e = redis.call('HGET', meta, 'epoch')
+  if not e then return {'', {}} end
+  expire(now())
+  local start = 0
+  if ARGV[7] == e then start = tonumber(ARGV[6]) end
+  return {e, redis.call('XRANGE', hist, int(start + 1), '+')}
 end
 return redis.error_reply('ERR @rt/redis: unknown broker operation ' .. tostring(op))
 `

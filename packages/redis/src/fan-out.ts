@@ -1,4 +1,5 @@
-import { catchUp, type Broker, type StreamListener, type StreamMessage, type StreamPosition } from '@rt/core'
+import { randomBytes } from 'node:crypto'
+import type { StreamListener, StreamMessage, StreamPosition } from '@rt/core'
 import { duplicate, watch } from './connection.js'
 import type { RedisClient, RedisLogger } from './options.js'
 
@@ -12,6 +13,22 @@ export interface LiveMessage {
   message: StreamMessage
   /** For a transient message (offset 0): the stream's last offset when it was published, i.e. its place in the order. */
   after: number
+}
+
+/** What a catch-up read returns: the stream's epoch (`''` when it does not exist) and the messages after the position. */
+export interface CatchUpRead {
+  epoch: string
+  /** After the position, or from the start of the current epoch when the position is from another. */
+  messages: StreamMessage[]
+}
+
+/** A catch-up read in flight: its marker shows where in the live order the read happened. */
+interface Marker {
+  token: string
+  /** How many held messages had arrived when the marker did; `undefined` until then (or if it never came). */
+  at: number | undefined
+  arrived: Promise<void>
+  resolve: () => void
 }
 
 /** One stream this process listens to. */
@@ -30,6 +47,8 @@ interface Channel {
   activating: Promise<void> | undefined
   /** Live messages held back while history is read; `undefined` while delivering live. */
   held: LiveMessage[] | undefined
+  /** The catch-up read in flight. */
+  marker: Marker | undefined
   syncing: boolean
   /** Another catch-up was asked for while one was running (the subscriber reconnected meanwhile). */
   again: boolean
@@ -40,8 +59,13 @@ interface Channel {
 export interface FanOutOptions {
   /** The command client; the subscriber connection is its duplicate. */
   client: RedisClient
-  /** The broker, for start positions and catching up from history. */
-  broker: Pick<Broker, 'position' | 'history'>
+  /** The stream's position now (where a new subscription starts). */
+  position: (stream: string) => Promise<StreamPosition>
+  /**
+   * Reads the history after `from` and, in the same atomic step, publishes
+   * `{"m":"<marker>"}` on `channel`.
+   */
+  read: (stream: string, from: StreamPosition, channel: string, marker: string) => Promise<CatchUpRead>
   channelName: (stream: string) => string
   decode: (stream: string, payload: string) => LiveMessage
   logger: RedisLogger
@@ -70,6 +94,8 @@ export class FanOut {
   private interruption: { promise: Promise<void>; resolve: () => void } | undefined
   private readonly channels = new Map<string, Channel>()
   private closed = false
+  private readonly id = randomBytes(6).toString('base64url')
+  private reads = 0
 
   constructor(private readonly options: FanOutOptions) {}
 
@@ -82,11 +108,11 @@ export class FanOut {
     const name = this.options.channelName(stream)
     let channel = this.channels.get(name)
     if (channel === undefined) {
-      const start = this.options.broker.position(stream)
+      const start = this.options.position(stream)
       start.catch(() => undefined)
       channel = {
         stream, name, listeners: new Set(), last: undefined, start, activation: undefined, activating: undefined,
-        held: [], syncing: false, again: false, failures: 0, retry: undefined
+        held: [], marker: undefined, syncing: false, again: false, failures: 0, retry: undefined
       }
       const activation = this.activate(channel)
       channel.activating = this.activatingOf(channel, activation)
@@ -121,6 +147,7 @@ export class FanOut {
     for (const channel of this.channels.values()) {
       clearTimeout(channel.retry)
       channel.listeners.clear()
+      channel.marker?.resolve()
     }
     this.channels.clear()
     this.unwatch?.()
@@ -139,8 +166,12 @@ export class FanOut {
       close: () => {
         this.interruption?.resolve()
         this.interruption = undefined
-        // Whatever is published until the next SUBSCRIBE takes effect is read from history.
-        for (const channel of this.channels.values()) channel.held ??= []
+        // Whatever is published until the next SUBSCRIBE takes effect is read from history;
+        // a marker still on its way is lost with the connection.
+        for (const channel of this.channels.values()) {
+          channel.held ??= []
+          channel.marker?.resolve()
+        }
       }
     })
     this.subscriber = subscriber
@@ -175,8 +206,10 @@ export class FanOut {
   private drop(channel: Channel): void {
     this.channels.delete(channel.name)
     clearTimeout(channel.retry)
+    // Its marker would be ignored now: let a catch-up in flight finish.
+    channel.marker?.resolve()
     this.connection().unsubscribe(channel.name).catch((err: unknown) => {
-      /* c8 ignore next -- only when the subscriber connection drops between the last unsubscribe and its answer */
+      // The connection dropped before answering: ioredis resubscribes only what it still tracks.
       if (!this.closed) this.options.logger.warn({ err }, `@rt/redis: unsubscribing from ${channel.stream} failed`)
     })
   }
@@ -188,6 +221,15 @@ export class FanOut {
   private receive(name: string, payload: string): void {
     const channel = this.channels.get(name)
     if (channel === undefined) return
+    if (payload.startsWith('{"m":')) {
+      // A catch-up marker: ours tells which held messages the read covers; other nodes' are ignored.
+      const marker = channel.marker
+      if (marker !== undefined && payload === `{"m":"${marker.token}"}`) {
+        marker.at = channel.held!.length
+        marker.resolve()
+      }
+      return
+    }
     let live: LiveMessage
     try {
       live = this.options.decode(channel.stream, payload)
@@ -199,14 +241,21 @@ export class FanOut {
       channel.held.push(live)
       return
     }
-    const { message } = live
-    const last = channel.last!
-    if (message.offset > 0 && (message.epoch === last.epoch ? message.offset > last.offset + 1 : message.offset > 1)) {
-      // An offset was skipped: something never arrived. Read it from history first.
+    if (this.skips(channel, live.message)) {
       channel.held = [live]
       this.sync(channel)
       return
     }
+    this.accept(channel, live.message)
+  }
+
+  /** Whether a live message comes after a gap: an offset was skipped, something never arrived. */
+  private skips(channel: Channel, message: StreamMessage): boolean {
+    const last = channel.last!
+    return message.offset > 0 && (message.epoch === last.epoch ? message.offset > last.offset + 1 : message.offset > 1)
+  }
+
+  private accept(channel: Channel, message: StreamMessage): void {
     if (message.offset === 0) this.deliver(channel, message)
     else this.deliverStored(channel, message)
   }
@@ -234,20 +283,23 @@ export class FanOut {
         const activation = channel.activation ?? this.activate(channel)
         channel.activation = undefined
         if (channel.last === undefined) {
-          const start = channel.start ?? this.options.broker.position(channel.stream)
+          const start = channel.start ?? this.options.position(channel.stream)
           channel.start = undefined
           channel.last = await start
         }
         await activation
-        const from = channel.last
-        const result = await catchUp(this.options.broker as Broker, channel.stream, from)
-        if (result.messages.length === 0) channel.last = result.position
+        const from = channel.last!
+        const marker = this.marker(channel)
+        const read = await this.options.read(channel.stream, from, channel.name, marker.token)
+        await marker.arrived
+        channel.marker = undefined
         // (Should the last listener have left meanwhile, this delivers to nobody.)
-        this.merge(channel, from, result.messages)
+        this.merge(channel, from, read, marker.at)
       } while (channel.again)
       channel.held = undefined
       channel.failures = 0
     } catch (err) {
+      channel.marker = undefined
       if (!this.current(channel)) return
       if (channel.failures++ === 0) {
         this.options.logger.warn({ err }, `@rt/redis: catching up stream ${channel.stream} failed; retrying`)
@@ -262,33 +314,49 @@ export class FanOut {
     }
   }
 
+  private marker(channel: Channel): Marker {
+    let resolve = noop
+    const arrived = new Promise<void>((done) => (resolve = done))
+    const marker: Marker = { token: `${this.id}.${this.reads++}`, at: undefined, arrived, resolve }
+    channel.marker = marker
+    return marker
+  }
+
   /**
-   * Delivers history read after `from` together with the live messages held back
-   * meanwhile, in publication order. Held messages are the true order from the
-   * moment the subscription took effect; the history messages before each one's
-   * place come first, duplicates are dropped.
+   * Delivers a catch-up read together with the live messages held back
+   * meanwhile, in publication order. The held messages that arrived before the
+   * read's marker are every live message published between the SUBSCRIBE and
+   * the read, in their true order: history messages before each one's place
+   * come first (those were published before the SUBSCRIBE took effect), copies
+   * are dropped. Messages that arrived after the marker follow as live ones.
+   * Without a marker (the connection dropped) every held message counts as covered.
    */
-  private merge(channel: Channel, from: StreamPosition, history: readonly StreamMessage[]): void {
+  private merge(channel: Channel, from: StreamPosition, read: CatchUpRead, at: number | undefined): void {
     const held = channel.held!
+    const covered = held.slice(0, at)
+    const later = held.slice(covered.length)
     channel.held = []
-    const historyEpoch = history[0]?.epoch
+    const history = read.messages
     let next = 0
     const flush = (epoch: string, through: number): void => {
       while (next < history.length &&
-        (epoch === historyEpoch ? history[next]!.offset <= through : epoch !== from.epoch)) {
+        (epoch === read.epoch ? history[next]!.offset <= through : epoch !== from.epoch)) {
         this.deliverStored(channel, history[next++]!)
       }
     }
-    for (const { message, after } of held) {
-      if (message.offset === 0) {
-        flush(message.epoch, after)
-        this.deliver(channel, message)
-      } else {
-        flush(message.epoch, message.offset - 1)
-        this.deliverStored(channel, message)
-      }
+    for (const { message, after } of covered) {
+      flush(message.epoch, message.offset === 0 ? after : message.offset - 1)
+      this.accept(channel, message)
     }
     while (next < history.length) this.deliverStored(channel, history[next++]!)
+    for (let i = 0; i < later.length; i++) {
+      if (this.skips(channel, later[i]!.message)) {
+        channel.held.push(...later.slice(i))
+        channel.again = true
+        return
+      }
+      this.accept(channel, later[i]!.message)
+    }
   }
 
   private deliverStored(channel: Channel, message: StreamMessage): void {

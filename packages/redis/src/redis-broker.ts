@@ -12,7 +12,7 @@ import {
 } from '@rt/core'
 import { brokerScript } from './broker-script.js'
 import { Connection } from './connection.js'
-import { FanOut, type LiveMessage } from './fan-out.js'
+import { FanOut, type CatchUpRead, type LiveMessage } from './fan-out.js'
 import { streamKeys } from './keys.js'
 import { checkCommon, fail, type RedisBrokerOptions } from './options.js'
 
@@ -75,7 +75,8 @@ export class RedisBroker implements Broker {
     this.connection = new Connection(options, 'command')
     this.fanOut = new FanOut({
       client: this.connection.client,
-      broker: this,
+      position: (stream) => this.position(stream),
+      read: (stream, from, channel, marker) => this.catchUp(stream, from, channel, marker),
       channelName: (stream) => streamKeys(this.keyPrefix, stream).channel,
       decode: (stream, payload) => decodeLive(stream, payload),
       logger: this.connection.logger,
@@ -145,6 +146,15 @@ export class RedisBroker implements Broker {
     const ids = offsets.filter((offset) => Number.isSafeInteger(offset) && offset > 0).map((offset) => `${offset}-0`)
     const { history } = streamKeys(this.keyPrefix, stream)
     return this.connection.call('remove', () => ids.length === 0 ? Promise.resolve() : this.connection.client.xdel(history, ...ids).then(() => undefined))
+  }
+
+  /** The fan-out's catch-up read: history after `from` plus a marker on `channel`, atomically (see {@link FanOut}). */
+  private catchUp(stream: string, from: StreamPosition, channel: string, marker: string): Promise<CatchUpRead> {
+    const args = [from.offset, from.epoch, channel, marker]
+    return this.run('catchup', streamKeys(this.keyPrefix, stream), ['', ...this.limits, ...args]).then((reply) => {
+      const [epoch, entries] = reply as [string, Entry[]]
+      return { epoch, messages: entries.map((entry) => decodeEntry(stream, epoch, entry)) }
+    })
   }
 
   /** Closes the subscriber connection, and the command connection when it was created from `url`. */

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import t from 'tap'
-import type { HistoryQuery, HistoryResult, StreamMessage, StreamPosition } from '@rt/core'
-import { FanOut, type LiveMessage } from '../src/fan-out.js'
+import type { StreamMessage, StreamPosition } from '@rt/core'
+import { FanOut, type CatchUpRead, type LiveMessage } from '../src/fan-out.js'
 import type { RedisClient } from '../src/options.js'
 import { recorder, until } from './helpers.js'
 
@@ -36,9 +36,10 @@ class Subscriber extends EventEmitter {
     return done.promise
   }
 
+  unsubscribeAnswer: Promise<number> = Promise.resolve(0)
   unsubscribe(name: string): Promise<number> {
     this.unsubscribed.push(name)
-    return Promise.resolve(0)
+    return this.unsubscribeAnswer
   }
 
   disconnect(): void {
@@ -66,25 +67,30 @@ class Subscriber extends EventEmitter {
 
 class Broker {
   positions: Deferred<StreamPosition>[] = []
-  histories: { query: HistoryQuery; result: Deferred<HistoryResult> }[] = []
-  position(): Promise<StreamPosition> {
+  reads: { from: StreamPosition; channel: string; marker: string; result: Deferred<CatchUpRead> }[] = []
+  position = (): Promise<StreamPosition> => {
     const result = deferred<StreamPosition>()
     this.positions.push(result)
     return result.promise
   }
 
-  history(_stream: string, query: HistoryQuery): Promise<HistoryResult> {
-    const result = deferred<HistoryResult>()
-    this.histories.push({ query, result })
+  read = (_stream: string, from: StreamPosition, channel: string, marker: string): Promise<CatchUpRead> => {
+    const result = deferred<CatchUpRead>()
+    this.reads.push({ from, channel, marker, result })
     return result.promise
   }
 
-  /** Answers the oldest history read with the given messages of `epoch`. */
-  answer(epoch: string, offsets: number[], complete = true): HistoryQuery {
-    const { query, result } = this.histories.shift()!
-    const messages = offsets.map((offset) => message(offset, epoch))
-    result.resolve({ messages, epoch, lastOffset: offsets.at(-1) ?? 0, complete })
-    return query
+  /** The marker of the oldest read, as Redis would publish it on the channel. */
+  marker(subscriber: Subscriber): void {
+    const { channel, marker } = this.reads[0]!
+    subscriber.emit('message', channel, `{"m":"${marker}"}`)
+  }
+
+  /** Answers the oldest read with the given messages of `epoch`; returns the position it read from. */
+  answer(epoch: string, offsets: number[]): StreamPosition {
+    const { from, result } = this.reads.shift()!
+    result.resolve({ epoch, messages: offsets.map((offset) => message(offset, epoch)) })
+    return from
   }
 }
 
@@ -98,7 +104,8 @@ function setup(): { fanOut: FanOut; subscriber: Subscriber; broker: Broker; warn
   const { logger, warnings } = recorder()
   const fanOut = new FanOut({
     client: { duplicate: () => subscriber } as unknown as RedisClient,
-    broker,
+    position: broker.position,
+    read: broker.read,
     channelName: (stream) => `ch:${stream}`,
     decode: (stream, payload): LiveMessage => {
       const { o, e, a } = JSON.parse(payload) as { o: number; e: string; a: number }
@@ -121,6 +128,7 @@ async function started(offset = 0): Promise<ReturnType<typeof setup> & { receive
   parts.broker.positions.shift()!.resolve({ offset, epoch: 'E' })
   parts.subscriber.ack()
   await tick()
+  parts.broker.marker(parts.subscriber)
   parts.broker.answer('E', [])
   await tick()
   return { ...parts, received, stop }
@@ -139,20 +147,58 @@ t.test('a reconnect during set-up repeats the catch-up; nothing is lost or repea
   subscriber.ready()
   subscriber.ack()
   await tick()
-  t.same(broker.answer('E', [1]), { after: { offset: 0, epoch: 'E' } })
+  broker.marker(subscriber)
+  t.same(broker.answer('E', [1]), { offset: 0, epoch: 'E' })
   await tick()
   t.same(subscriber.subscribes.map((s) => s.name), ['ch:s'], 'subscribed again after the reconnect')
   subscriber.send('ch:s', 2, 'E')
   subscriber.ack()
   await tick()
-  t.same(broker.answer('E', [2]), { after: { offset: 1, epoch: 'E' } })
+  broker.marker(subscriber)
+  t.same(broker.answer('E', [2]), { offset: 1, epoch: 'E' })
   await tick()
   subscriber.send('ch:s', 3, 'E')
   subscriber.send('ch:other', 1, 'E')
   t.same(seen(received), ['1E', '2E', '3E'])
 })
 
-t.test('held messages of the old epoch come before history that already shows a reset', async (t) => {
+t.test('held messages before the marker are merged with the read, later ones follow live', async (t) => {
+  const { subscriber, broker, received } = await started(0)
+  subscriber.send('ch:s', 2, 'E')
+  t.same(seen(received), [], 'a skipped offset holds live delivery back')
+  subscriber.ack()
+  await tick()
+  subscriber.send('ch:s', 0, 'E', 2)
+  subscriber.emit('message', 'ch:s', '{"m":"another node"}')
+  broker.marker(subscriber)
+  subscriber.send('ch:s', 0, 'E', 3)
+  subscriber.send('ch:s', 4, 'E')
+  subscriber.send('ch:s', 6, 'E')
+  subscriber.send('ch:s', 7, 'E')
+  t.same(broker.answer('E', [1, 2, 3]), { offset: 0, epoch: 'E' })
+  await tick()
+  t.same(seen(received), ['1E', '2E', '0E', '3E', '0E', '4E'], 'up to the gap after the marker')
+  subscriber.ack()
+  await tick()
+  broker.marker(subscriber)
+  t.same(broker.answer('E', [5, 6]), { offset: 4, epoch: 'E' }, 'read again for the gap')
+  await tick()
+  subscriber.send('ch:s', 8, 'E')
+  t.same(seen(received), ['1E', '2E', '0E', '3E', '0E', '4E', '5E', '6E', '7E', '8E'])
+})
+
+t.test('a marker lost with the connection: every held message counts as covered', async (t) => {
+  const { subscriber, broker, received } = await started(0)
+  subscriber.send('ch:s', 2, 'E')
+  subscriber.ack()
+  await tick()
+  subscriber.lose()
+  broker.answer('E', [1, 2, 3])
+  await tick()
+  t.same(seen(received), ['1E', '2E', '3E'])
+})
+
+t.test('held messages of the old epoch come before a read that already shows a reset', async (t) => {
   const { subscriber, broker, received } = await started(5)
   subscriber.lose()
   subscriber.ready()
@@ -161,20 +207,20 @@ t.test('held messages of the old epoch come before history that already shows a 
   subscriber.send('ch:s', 0, 'F', 1)
   subscriber.ack()
   await tick()
-  t.same(broker.answer('F', [], false), { after: { offset: 5, epoch: 'E' } })
-  await tick()
-  t.same(broker.answer('F', [1, 2]), { after: { offset: 0, epoch: 'F' } }, 'then read from the start of the new epoch')
+  broker.marker(subscriber)
+  t.same(broker.answer('F', [1, 2]), { offset: 5, epoch: 'E' })
   await tick()
   t.same(seen(received), ['6E', '1F', '0F', '2F'])
 })
 
-t.test('history in the old epoch comes before held messages of a newer one', async (t) => {
+t.test('a read in the old epoch comes before held messages of a newer one', async (t) => {
   const { subscriber, broker, received } = await started(5)
   subscriber.lose()
   subscriber.ready()
   subscriber.send('ch:s', 1, 'F')
   subscriber.ack()
   await tick()
+  broker.marker(subscriber)
   broker.answer('E', [6, 7])
   await tick()
   t.same(seen(received), ['6E', '7E', '1F'])
@@ -190,8 +236,10 @@ t.test('the last listener leaving stops a repeated set-up before it subscribes a
   subscriber.ack()
   await tick()
   stop()
+  broker.marker(subscriber)
   broker.answer('E', [1])
   await tick()
+  t.equal(broker.reads.length, 0, 'the catch-up in flight finished')
   t.same(subscriber.subscribes, [], 'no SUBSCRIBE after the UNSUBSCRIBE')
   t.same(subscriber.unsubscribed, ['ch:s'])
   t.equal(fanOut.size, 0)
@@ -213,6 +261,11 @@ t.test('a failed set-up is retried with backoff, silently once nobody listens', 
   broker.positions.shift()!.resolve({ offset: 0, epoch: 'E' })
   subscriber.ack()
   await tick()
+  broker.reads.shift()!.result.reject(new Error('down again'))
+  await until(() => subscriber.subscribes.length === 1, 'the third retry')
+  subscriber.ack()
+  await tick()
+  broker.marker(subscriber)
   broker.answer('E', [1])
   await tick()
   t.same(seen(received), ['1E'])
@@ -224,4 +277,19 @@ t.test('a failed set-up is retried with backoff, silently once nobody listens', 
   t.equal(warnings.length, 1, 'a stream nobody listens to any more is not retried')
   await fanOut.close()
   t.equal(subscriber.status, 'end')
+})
+
+t.test('a failed UNSUBSCRIBE is logged, unless the broker is closing', async (t) => {
+  const { subscriber, stop, warnings, fanOut } = await started()
+  subscriber.unsubscribeAnswer = Promise.reject(new Error('connection lost'))
+  stop()
+  await tick()
+  t.match(warnings, [/unsubscribing from s failed/])
+  const closing = deferred<number>()
+  subscriber.unsubscribeAnswer = closing.promise
+  fanOut.subscribe('u', () => undefined)()
+  await fanOut.close()
+  closing.reject(new Error('Connection is closed.'))
+  await tick()
+  t.equal(warnings.length, 1)
 })
