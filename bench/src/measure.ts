@@ -17,6 +17,8 @@ export interface DeliverySpec {
   durationMs: number
   /** Longest wait after the last publish for clients to get everything. */
   drainMs: number
+  /** Pause between the last client connecting and the idle RSS reading. */
+  settleMs: number
   holdSeconds: number
   historyLimit: number
   /** Reconnect storm: every client drops its connection this far into publishing. */
@@ -109,7 +111,7 @@ export async function deliver (pool: Pool, spec: DeliverySpec, profileDir?: stri
       maxReconnects: 20
     }, connectTimeoutMs * Math.ceil(spec.clients / 64) + 10_000)))
     const connected = opened.reduce((sum, o) => sum + o.connected, 0)
-    await sleep(500)
+    await sleep(spec.settleMs)
     const idle = await server.stats()
     server.mark()
     const publishing = server.publish({ rate: spec.rate, durationMs: spec.durationMs, streams: spec.streams })

@@ -30,8 +30,8 @@ export const RT_SSE = { path: '/events?stream={stream}', readyMarker: 'confirm_s
 export const RT_LONG_POLL_PATH = '/lp'
 export const RT_CATEGORY_PATH = '/events'
 
-const sseTargets = (clients: number, streams: number, rate: number, durationMs: number, drainMs: number, dropAtMs?: number): DeliverySpec[] => {
-  const common = { kind: 'sse' as const, clients, streams, rate, durationMs, drainMs, holdSeconds: 10, historyLimit: 10_000, ...(dropAtMs === undefined ? {} : { dropAtMs }) }
+const sseTargets = (clients: number, streams: number, rate: number, durationMs: number, drainMs: number, settleMs: number, dropAtMs?: number): DeliverySpec[] => {
+  const common = { kind: 'sse' as const, clients, streams, rate, durationMs, drainMs, settleMs, holdSeconds: 10, historyLimit: 10_000, ...(dropAtMs === undefined ? {} : { dropAtMs }) }
   return [
     { ...common, target: 'rt-sse', label: 'rt (@rt/sse)', ...RT_SSE },
     { ...common, target: 'better-sse', label: 'better-sse 0.16 on Fastify', path: '/sse?stream={stream}' },
@@ -45,7 +45,7 @@ export function scenarios (quick: boolean): Scenario[] {
   const q = <T>(full: T, small: T): T => (quick ? small : full)
   const fanOut: Array<{ clients: number; rate: number; ms: number }> = q(
     [{ clients: 1000, rate: 100, ms: 5000 }, { clients: 1000, rate: 1000, ms: 3000 }, { clients: 10_000, rate: 100, ms: 3000 }],
-    [{ clients: 200, rate: 100, ms: 1000 }, { clients: 200, rate: 1000, ms: 1000 }]
+    [{ clients: 200, rate: 100, ms: 500 }, { clients: 200, rate: 1000, ms: 500 }]
   )
   const manyClients = q(10_000, 1000)
   const lpClients = q(1000, 200)
@@ -54,6 +54,7 @@ export function scenarios (quick: boolean): Scenario[] {
   const stormClients = q(5000, 300)
   const cannonSeconds = q(5, 1)
   const drainMs = q(15_000, 4000)
+  const settleMs = q(500, 150)
   const hold = 10
   return [
     {
@@ -66,7 +67,7 @@ export function scenarios (quick: boolean): Scenario[] {
         kind: 'delivery' as const,
         rt: 'rt-sse',
         ceiling: 'ceiling-sse',
-        deliveries: sseTargets(clients, 1, rate, ms, drainMs)
+        deliveries: sseTargets(clients, 1, rate, ms, drainMs, settleMs)
       }))
     },
     {
@@ -74,11 +75,11 @@ export function scenarios (quick: boolean): Scenario[] {
       title: '2. SSE many streams: every connection on its own stream, publishes spread round-robin',
       groups: [{
         id: 's2',
-        title: `${manyClients} connections on ${manyClients} streams, ${q(5000, 2000)} msg/s for ${q(4, 1)} s`,
+        title: `${manyClients} connections on ${manyClients} streams, ${q(5000, 2000)} msg/s for ${q(4, 0.5)} s`,
         kind: 'delivery',
         rt: 'rt-sse',
         ceiling: 'ceiling-sse',
-        deliveries: sseTargets(manyClients, manyClients, q(5000, 2000), q(4000, 1000), drainMs)
+        deliveries: sseTargets(manyClients, manyClients, q(5000, 2000), q(4000, 500), drainMs, settleMs)
       }]
     },
     {
@@ -87,7 +88,7 @@ export function scenarios (quick: boolean): Scenario[] {
       groups: [
         {
           id: 's3-deliver',
-          title: `${lpClients} polling sessions on one stream, 100 msg/s for ${q(5, 2)} s (poll hold ${hold} s)`,
+          title: `${lpClients} polling sessions on one stream, 100 msg/s for ${q(5, 1)} s (poll hold ${hold} s)`,
           kind: 'delivery',
           rt: 'rt-lp',
           ceiling: 'ceiling-lp',
@@ -96,7 +97,7 @@ export function scenarios (quick: boolean): Scenario[] {
             { target: 'rt-lp-noflush', label: 'rt (@rt/long-poll, flushInterval 0)', kind: 'rt-lp', path: RT_LONG_POLL_PATH },
             { target: 'socketio', label: "socket.io 4 (transports: ['polling'])", kind: 'socketio' },
             { target: 'ceiling-lp', label: 'ceiling (node:http, answers from an array)', kind: 'ceiling-lp' }
-          ].map((t) => ({ ...t, clients: lpClients, streams: 1, rate: 100, durationMs: q(5000, 2000), drainMs, holdSeconds: hold, historyLimit: 10_000 })) as DeliverySpec[]
+          ].map((t) => ({ ...t, clients: lpClients, streams: 1, rate: 100, durationMs: q(5000, 1000), drainMs, settleMs, holdSeconds: hold, historyLimit: 10_000 })) as DeliverySpec[]
         },
         {
           id: 's3-requests',
@@ -118,7 +119,7 @@ export function scenarios (quick: boolean): Scenario[] {
       title: '4. Category polling (golongpoll protocol)',
       groups: [{
         id: 's4',
-        title: `${catClients} clients on ${categories} categories, ${categories * 5} msg/s (5/s per category) for ${q(5, 2)} s`,
+        title: `${catClients} clients on ${categories} categories, ${categories * 5} msg/s (5/s per category) for ${q(5, 1)} s`,
         kind: 'delivery',
         rt: 'rt-category',
         ceiling: 'ceiling-category',
@@ -127,7 +128,7 @@ export function scenarios (quick: boolean): Scenario[] {
           { target: 'rt-category', label: 'rt (@rt/category-poll)', kind: 'category', path: RT_CATEGORY_PATH },
           { target: 'express-longpoll', label: 'express-longpoll 1.0 on Express 5', kind: 'express-longpoll' },
           { target: 'ceiling-category', label: 'ceiling (node:http, answers from an array)', kind: 'category', path: '/events' }
-        ].map((t) => ({ ...t, clients: catClients, streams: categories, rate: categories * 5, durationMs: q(5000, 2000), drainMs, holdSeconds: hold, historyLimit: 10_000 })) as DeliverySpec[]
+        ].map((t) => ({ ...t, clients: catClients, streams: categories, rate: categories * 5, durationMs: q(5000, 1000), drainMs, settleMs, holdSeconds: hold, historyLimit: 10_000 })) as DeliverySpec[]
       }]
     },
     {
@@ -175,12 +176,12 @@ export function scenarios (quick: boolean): Scenario[] {
       title: '6. Reconnect storm: every SSE client drops and resumes with Last-Event-ID at once while publishing continues',
       groups: [{
         id: 's6',
-        title: `${stormClients} clients on one stream, 100 msg/s for ${q(6, 2)} s, all drop at ${q(2, 0.5)} s`,
+        title: `${stormClients} clients on one stream, 100 msg/s for ${q(6, 1.5)} s, all drop at ${q(2, 0.4)} s`,
         kind: 'storm',
         rt: 'rt-sse',
         ceiling: 'ceiling-sse',
         note: 'better-sse and @fastify/sse keep no history: their routes replay from an array after Last-Event-ID (what a user would add). Catch-up time: from the drop until every client has everything up to a message published after the drop.',
-        deliveries: sseTargets(stormClients, 1, 100, q(6000, 2000), drainMs, q(2000, 500))
+        deliveries: sseTargets(stormClients, 1, 100, q(6000, 1500), drainMs, settleMs, q(2000, 400))
       }]
     }
   ]

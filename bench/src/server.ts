@@ -5,28 +5,30 @@
  */
 import { writeFileSync } from 'node:fs'
 import type { FromServer, PublishPlan, PublishReport, ToServer } from './protocol.js'
-import { ceilingCategory, ceilingLongPoll, ceilingPublish, ceilingSse } from './servers/ceilings.js'
-import { betterSse, expressLongpoll, fastifyPublish, fastifySsePeer, socketIo } from './servers/peers.js'
-import { rtCategory, rtLongPoll, rtLongPollNoFlush, rtPublishMemory, rtPublishRedis, rtSse } from './servers/rt.js'
 import { FILLER, type ServerTarget, type TargetFactory, type TargetOptions } from './servers/target.js'
 import { now } from './tracker.js'
 
-export const TARGETS: Record<string, TargetFactory> = {
-  'ceiling-sse': ceilingSse,
-  'better-sse': betterSse,
-  'fastify-sse': fastifySsePeer,
-  'rt-sse': rtSse,
-  'ceiling-lp': ceilingLongPoll,
-  'socketio': socketIo,
-  'rt-lp': rtLongPoll,
-  'rt-lp-noflush': rtLongPollNoFlush,
-  'ceiling-category': ceilingCategory,
-  'express-longpoll': expressLongpoll,
-  'rt-category': rtCategory,
-  'ceiling-publish': ceilingPublish,
-  'fastify-publish': fastifyPublish,
-  'rt-publish-memory': rtPublishMemory,
-  'rt-publish-redis': rtPublishRedis
+const ceilings = (): Promise<typeof import('./servers/ceilings.js')> => import('./servers/ceilings.js')
+const peers = (): Promise<typeof import('./servers/peers.js')> => import('./servers/peers.js')
+const rt = (): Promise<typeof import('./servers/rt.js')> => import('./servers/rt.js')
+
+/** Every server under test, loaded on demand so a server process imports only its own library. */
+export const TARGETS: Record<string, () => Promise<TargetFactory>> = {
+  'ceiling-sse': async () => (await ceilings()).ceilingSse,
+  'better-sse': async () => (await peers()).betterSse,
+  'fastify-sse': async () => (await peers()).fastifySsePeer,
+  'rt-sse': async () => (await rt()).rtSse,
+  'ceiling-lp': async () => (await ceilings()).ceilingLongPoll,
+  'socketio': async () => (await peers()).socketIo,
+  'rt-lp': async () => (await rt()).rtLongPoll,
+  'rt-lp-noflush': async () => (await rt()).rtLongPollNoFlush,
+  'ceiling-category': async () => (await ceilings()).ceilingCategory,
+  'express-longpoll': async () => (await peers()).expressLongpoll,
+  'rt-category': async () => (await rt()).rtCategory,
+  'ceiling-publish': async () => (await ceilings()).ceilingPublish,
+  'fastify-publish': async () => (await peers()).fastifyPublish,
+  'rt-publish-memory': async () => (await rt()).rtPublishMemory,
+  'rt-publish-redis': async () => (await rt()).rtPublishRedis
 }
 
 function send (message: FromServer): void {
@@ -71,10 +73,10 @@ async function publish (target: ServerTarget, plan: PublishPlan): Promise<Publis
 
 async function main (): Promise<void> {
   const name = process.argv[2] ?? ''
-  const factory = TARGETS[name]
-  if (factory === undefined) throw new Error(`unknown target ${name}`)
+  const load = TARGETS[name]
+  if (load === undefined) throw new Error(`unknown target ${name}`)
   const options = JSON.parse(process.argv[3] ?? '{}') as TargetOptions
-  const target = await factory(options)
+  const target = await (await load())(options)
   const sampler = setInterval(sampleRss, 100)
   process.on('message', (message: ToServer) => {
     void (async () => {
