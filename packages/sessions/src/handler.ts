@@ -58,6 +58,8 @@ export async function sessionRoutes(instance: FastifyInstance, options: Resolved
   async function acquire(request: SessionRoute, reply: FastifyReply, query: SessionQuery): Promise<ClientSession | undefined> {
     const session = await registry.open(request.params.id, request)
     if (!(session instanceof ClientSession)) {
+      // Shutting down: the connection must not be kept for another request.
+      if (session.status === 503) reply.header('connection', 'close')
       refuse(reply, session.status, session.message)
       return undefined
     }

@@ -96,8 +96,8 @@ export class SessionRegistry {
     return session
   }
 
+  /** A session closes once, and only after it was added: it is the one held for its id. */
   private forget(session: ClientSession): void {
-    if (this.sessions.get(session.id) !== session) return
     this.sessions.delete(session.id)
     this.metrics.gauge('rt_sessions_active', 'Sessions held by @rt/sessions on this process').dec()
   }

@@ -1,7 +1,9 @@
+import http, { type ServerResponse } from 'node:http'
 import t from 'tap'
 import Fastify from 'fastify'
 import { rtCore, Outgoing } from '@rt/core'
 import { encodeEvent, rtSessions, toIdentifierObject, toIdentifierString } from '../src/index.js'
+import { SseConnection } from '../src/connection.js'
 import { translate } from '../src/messages.js'
 import { resolveOptions, type SessionsOptions } from '../src/options.js'
 import { PollQueue } from '../src/poll-queue.js'
@@ -194,4 +196,87 @@ t.test('the id of a session that expired is free for anyone', async (t) => {
   t.equal((await post(`${base}/${id}`, subscribe, { cookie: 'user=a' })).status, 200)
   while (app.rtSessions.get(id) !== undefined) await new Promise((resolve) => setTimeout(resolve, 5))
   t.equal((await post(`${base}/${id}`, subscribe, { cookie: 'user=b' })).status, 200, 'bound to the new identity now')
+})
+
+t.test('a request in flight on an existing session when the server shuts down gets 503', async (t) => {
+  const gate: { hold?: Promise<void> } = {}
+  let entered = false
+  const { base, app } = await start(t, {}, {
+    authenticate: async () => {
+      entered = gate.hold !== undefined
+      await gate.hold
+      return {}
+    }
+  })
+  const id = newId()
+  t.equal((await post(`${base}/${id}`, subscribe)).status, 200)
+  let release: () => void = () => undefined
+  gate.hold = new Promise<void>((resolve) => { release = resolve })
+  const inFlight = post(`${base}/${id}`, subscribe)
+  while (!entered) await new Promise((resolve) => setImmediate(resolve))
+  const closing = app.close()
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  release()
+  const res = await inFlight
+  t.equal(res.status, 503)
+  await closing
+})
+
+t.test('closing twice, messages after close, and the write side of a listener', async (t) => {
+  const { base, app } = await start(t)
+  const id = newId()
+  await post(`${base}/${id}`, subscribe)
+  const session = app.rtSessions.get(id)!
+  await Promise.all([session.close(), session.close()])
+  t.ok(session.isClosed)
+  session.send(new Outgoing({ identifier: '{"channel":"RoomChannel","room":"p"}', message: 'late' }))
+  session.startPoll(0).cancel()
+  t.same((await session.startPoll(0).answer)!.messages, [], 'nothing delivered after close')
+
+  // A poll replaced by a newer one: cancelling the older is a no-op.
+  const other = newId()
+  await post(`${base}/${other}`, subscribe)
+  const live = app.rtSessions.get(other)!
+  await live.startPoll(0).answer
+  const older = live.startPoll(30)
+  const newer = live.startPoll(30)
+  t.same((await older.answer)!.messages, [])
+  older.cancel()
+  t.ok(live.isPolling, 'the newer poll still waits')
+  newer.cancel()
+  t.equal(await newer.answer, undefined, 'a cancelled poll resolves empty-handed')
+  t.notOk(live.isPolling)
+
+  const calls: string[] = []
+  const response = {
+    destroyed: false,
+    writableLength: 0,
+    write: (chunk: string) => calls.push(`write ${chunk}`),
+    end: (chunk?: string) => calls.push(`end ${String(chunk)}`),
+    destroy: () => { response.destroyed = true }
+  }
+  const connection = new SseConnection(response as unknown as ServerResponse, 10)
+  t.equal(connection.write('a'), true)
+  response.writableLength = 11
+  t.equal(connection.write('b'), false, 'over maxBuffered: cut off')
+  t.ok(response.destroyed)
+  t.equal(connection.write('c'), false, 'nothing is written to a destroyed response')
+  connection.end('bye')
+  t.same(calls, ['write a', 'write b'], 'ending a destroyed response is a no-op')
+})
+
+t.test('GET without an Accept header opens an event stream; a POST without a body is 400', async (t) => {
+  const { base } = await start(t)
+  const url = `${base}/${newId()}`
+  const status = await new Promise<{ status: number; type: string | undefined }>((resolve, reject) => {
+    const request = http.get(url, (response) => {
+      resolve({ status: response.statusCode ?? 0, type: response.headers['content-type'] })
+      request.destroy()
+    })
+    request.on('error', reject)
+  })
+  t.same(status, { status: 200, type: 'text/event-stream; charset=utf-8' })
+  const empty = await fetch(url, { method: 'POST' })
+  t.equal(empty.status, 400)
+  t.match(await empty.json(), { message: /not valid JSON/ })
 })
