@@ -44,8 +44,8 @@ export interface ConnectionOptions {
   raw: boolean
   pingInterval: number
   maxBufferedBytes: number
-  /** GET only: the connection's streams for the multi-stream cursor. */
-  cursor?: CursorSource
+  /** The connection's streams, for the multi-stream cursor (GET). */
+  cursor: CursorSource
   /** Called once when the connection ends, whoever ended it. */
   onEnd(): void
 }
@@ -137,7 +137,6 @@ export class SseConnection {
   }
 
   private write(chunk: Buffer): void {
-    if (this.ended) return
     this.res.write(chunk)
     written.add(this)
     if (!checking) {
@@ -163,13 +162,13 @@ export class SseConnection {
     const known = this.written.get(stream)
     // History replayed after live messages (a later `history` command) never moves the cursor back.
     if (known === undefined || known.epoch !== epoch || offset > known.offset) this.written.set(stream, { offset, epoch })
-    return this.options.cursor?.streams() ?? []
+    return this.options.cursor.streams()
   }
 
   private positions(streams: readonly string[]): Map<string, StreamPosition> {
     const positions = new Map<string, StreamPosition>()
     for (const stream of streams) {
-      const position = this.written.get(stream) ?? this.options.cursor!.start(stream)
+      const position = this.written.get(stream) ?? this.options.cursor.start(stream)
       if (position !== undefined) positions.set(stream, position)
     }
     return positions

@@ -119,8 +119,13 @@ export function sseHandler(hub: Hub, options: ResolvedOptions, streams: Streams)
     const { commands, format, raw } = parsed.stream
     // Nothing is written before authentication and subscriptions are resolved: hold messages until then.
     const held: Outgoing[] = []
-    let connection: SseConnection | undefined
-    const sink = { send: (outgoing: Outgoing) => connection === undefined ? held.push(outgoing) : connection.send(outgoing) }
+    const sink = {
+      connection: undefined as SseConnection | undefined,
+      send(outgoing: Outgoing): void {
+        if (this.connection === undefined) held.push(outgoing)
+        else this.connection.send(outgoing)
+      }
+    }
     let gone = false
     const onGone = (): void => { gone = true }
     reply.raw.once('close', onGone)
@@ -171,7 +176,7 @@ export function sseHandler(hub: Hub, options: ResolvedOptions, streams: Streams)
     streams.gauge.inc()
     opened.open(reply.getHeaders(), request.raw.httpVersionMajor)
     for (const outgoing of held) opened.send(outgoing)
-    connection = opened
+    sink.connection = opened
     opened.startPings()
     return reply
   }

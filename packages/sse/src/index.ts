@@ -12,8 +12,8 @@ export { encodeGetFrame, encodePostFrame, RETRY_NO_RECONNECT } from './encoder.j
 /** Request headers a cross-origin client may send: AnyCable's list, plus `Last-Event-ID` and rt's `X-RT-SID`. */
 const ALLOWED_HEADERS = 'Origin, X-Requested-With, X-Request-ID, Content-Type, Accept, X-CSRF-Token, Authorization, Last-Event-ID, X-RT-SID'
 
-async function rtSsePlugin(fastify: FastifyInstance, raw: RtSseOptions): Promise<void> {
-  const options = resolveOptions(raw ?? {})
+async function rtSsePlugin(fastify: FastifyInstance, given: RtSseOptions): Promise<void> {
+  const options = resolveOptions(given)
   const { hub, metrics } = fastify.rt
   const streams = new Streams(metrics.gauge('sse_clients_num', 'Open SSE connections'))
   const handle = sseHandler(hub, options, streams)

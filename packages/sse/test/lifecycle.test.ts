@@ -125,7 +125,7 @@ t.test('the write side: disconnect from the hub ends the stream, with retry when
   const ends: string[] = []
   const server = createServer((req, res) => {
     const raw = req.url === '/raw'
-    const connection = new SseConnection(res, { format: req.url === '/post' ? 'post' : 'get', raw, pingInterval: 60_000, maxBufferedBytes: 1 << 20, onEnd: () => ends.push(req.url!) })
+    const connection = new SseConnection(res, { format: req.url === '/post' ? 'post' : 'get', raw, pingInterval: 60_000, maxBufferedBytes: 1 << 20, cursor: { streams: () => [], start: () => undefined }, onEnd: () => ends.push(req.url!) })
     connection.open({}, 2)
     connection.startPings()
     connection.send(new Outgoing({ identifier: 'i', message: 'm' }))
@@ -151,4 +151,35 @@ t.test('the write side: disconnect from the hub ends the stream, with retry when
   await raw.end()
   t.same(raw.events.map((e) => e.data), ['m'], 'raw: data only, and the stream still ends')
   t.same(ends.sort(), ['/get', '/post', '/raw'])
+})
+
+t.test('the write side: the cursor never goes back, and follows a new epoch', async (t) => {
+  const server = createServer((_req, res) => {
+    const connection = new SseConnection(res, {
+      format: 'get',
+      raw: false,
+      pingInterval: 60_000,
+      maxBufferedBytes: 1 << 20,
+      cursor: { streams: () => ['a', 'b', 'c'], start: (stream) => (stream === 'b' ? { offset: 7, epoch: 'B' } : undefined) },
+      onEnd: () => undefined
+    })
+    connection.open({}, 1)
+    const send = (offset: number, epoch: string): void => connection.send(new Outgoing({ identifier: 'i', message: offset, stream_id: 'a', epoch, offset }))
+    send(5, 'A')
+    send(3, 'A')
+    send(2, 'A2')
+    connection.end()
+    connection.end()
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const { port } = server.address() as { port: number }
+  const stream = await open(`http://127.0.0.1:${port}/`)
+  await stream.end()
+  t.same(stream.events.map((e) => [e.data, e.id]), [
+    ['5', '~5/A/a,7/B/b'],
+    ['3', '~5/A/a,7/B/b'],
+    ['2', '~2/A2/a,7/B/b'],
+    ['{"type":"disconnect","reason":"server_restart","reconnect":true}', undefined]
+  ], 'an older message (history after live) keeps the cursor; a stream without a position is left out')
 })
