@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
-import { rtCore, type RtCoreOptions } from '@rt/core'
+import { MemoryBroker, rtCore, type MemoryBrokerOptions, type RtCoreOptions, type StreamListener } from '@rt/core'
 import { categoryPoll, type CategoryPollOptions } from '../src/index.js'
 
 export interface Server {
@@ -57,8 +57,24 @@ export async function until(check: () => boolean): Promise<void> {
   while (!check()) await new Promise((resolve) => setImmediate(resolve))
 }
 
-/** Held requests of the app's category-poll broker: the number of live listeners on a stream. */
-export function listenerCount(app: FastifyInstance, stream: string): number {
-  const streams = (app.rt.broker as unknown as { streams: Map<string, { listeners: Set<unknown> }> }).streams
-  return streams.get(stream)?.listeners.size ?? 0
+/** A MemoryBroker that counts live listeners, to prove held requests leave none behind. */
+export class CountingBroker extends MemoryBroker {
+  listeners = 0
+  constructor(options: MemoryBrokerOptions = {}) {
+    super({ historyLimit: 5000, historyTtl: Infinity, ...options })
+  }
+
+  override subscribe(stream: string, listener: StreamListener): () => void {
+    const unsubscribe = super.subscribe(stream, listener)
+    this.listeners++
+    let done = false
+    return () => {
+      if (!done) this.listeners--
+      done = true
+      unsubscribe()
+    }
+  }
 }
+
+/** Active timers of this process (held requests each own one). */
+export const timers = (): number => process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length
