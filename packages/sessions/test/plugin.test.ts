@@ -56,18 +56,18 @@ t.test('options are checked at registration, with the package name in the messag
 
   const app = Fastify()
   await app.register(rtCore)
-  await t.rejects(app.register(rtSessions, { idleTimeout: -1 }).ready(), /@rt\/sessions: idleTimeout/)
+  await t.rejects(async () => { await app.register(rtSessions, { idleTimeout: -1 }).ready() }, /@rt\/sessions: idleTimeout/)
   await app.close()
 })
 
 t.test('needs @rt/core; registers once per instance', async (t) => {
   const alone = Fastify()
-  await t.rejects(alone.register(rtSessions).ready(), /@rt\/core/)
+  await t.rejects(async () => { await alone.register(rtSessions).ready() }, /@rt\/core/)
   await alone.close()
   const app = Fastify()
   await app.register(rtCore)
   await app.register(rtSessions)
-  await t.rejects(app.register(rtSessions, { prefix: '/other' }).ready(), /@rt\/sessions: already registered on this instance/)
+  await t.rejects(async () => { await app.register(rtSessions, { prefix: '/other' }).ready() }, /@rt\/sessions: already registered on this instance/)
   await app.close()
 })
 
