@@ -80,8 +80,10 @@ async function runGroup (group: Group, skip: Map<string, string>, pool: ReturnTy
   return { group: rest, rows }
 }
 
+const begun = Date.now()
+
 function log (row: Row): void {
-  const parts = [`  ${row.label.padEnd(46)} ${row.status}`]
+  const parts = [`${((Date.now() - begun) / 1000).toFixed(0).padStart(4)}s  ${row.label.padEnd(46)} ${row.status}`]
   if (row.deliveredPerSec !== undefined) parts.push(`${Math.round(row.deliveredPerSec)} msg/s`, `p99 ${row.p99?.toFixed(1)} ms`, `cpu ${row.cpuPercent?.toFixed(0)}%`)
   if (row.requestsPerSec !== undefined) parts.push(`${Math.round(row.requestsPerSec)} req/s`)
   if (row.catchUpMs !== undefined) parts.push(`catch-up ${Math.round(row.catchUpMs)} ms`)

@@ -45,7 +45,7 @@ export function scenarios (quick: boolean): Scenario[] {
   const q = <T>(full: T, small: T): T => (quick ? small : full)
   const fanOut: Array<{ clients: number; rate: number; ms: number }> = q(
     [{ clients: 1000, rate: 100, ms: 5000 }, { clients: 1000, rate: 1000, ms: 3000 }, { clients: 10_000, rate: 100, ms: 3000 }],
-    [{ clients: 200, rate: 100, ms: 500 }, { clients: 200, rate: 1000, ms: 500 }]
+    [{ clients: 200, rate: 1000, ms: 500 }]
   )
   const manyClients = q(10_000, 1000)
   const lpClients = q(1000, 200)
