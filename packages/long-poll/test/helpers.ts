@@ -16,7 +16,8 @@ export async function serve(
   lp: LongPollOptions = FAST,
   core: RtCoreOptions = {}
 ): Promise<Served> {
-  const app = Fastify({ logger: false })
+  // Fetch (undici) may leave a connection that never carried a request after an abort; close it with the app.
+  const app = Fastify({ logger: false, forceCloseConnections: true })
   await app.register(rtCore, { publicStreams: true, broadcastKey: 'key', ...core })
   await app.register(rtLongPoll, lp)
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
