@@ -184,10 +184,12 @@ export function sseHandler(hub: Hub, options: ResolvedOptions, streams: Streams)
 
 /**
  * Puts each stream's held messages in offset order, in the places they hold.
- * The hub sends a subscription's history backlog after the live messages that
- * arrived while it read that history (a broker with real I/O, such as Redis,
- * leaves time for them), so without this a resumed client would see offsets
- * 8..14, then the missed 3..7, and its `Last-Event-ID` would go backwards.
+ * The hub holds a new subscription's live messages until its history backlog
+ * is out, but the messages it catches up with between reading the stream's
+ * position and joining the stream still go out before that backlog (a broker
+ * with real I/O, such as Redis, leaves time for them): without this a resumed
+ * client would see offsets 7, 8, then the missed 3..6, and its
+ * `Last-Event-ID` would go backwards. A no-op when the hub already sent them in order.
  */
 export function inStreamOrder(held: Outgoing[]): void {
   const slots = new Map<string, number[]>()

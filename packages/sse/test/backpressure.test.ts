@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Outgoing } from '@rt/core'
+import { Outgoing, type Encoder } from '@rt/core'
 import { encodeGetFrame, encodePostFrame } from '../src/encoder.js'
 import { json, open, startApp, subscribed, type SseEvent } from './helpers.js'
 
@@ -56,7 +56,7 @@ t.test('one encoding per broadcast and format: every connection writes the same 
   const { app, base } = await startApp(t)
   const results = new Map<unknown, unknown[]>()
   const encode = Outgoing.prototype.encode
-  Outgoing.prototype.encode = function <T>(this: Outgoing, encoder: (message: never) => T): T {
+  Outgoing.prototype.encode = function <T>(this: Outgoing, encoder: Encoder<T>): T {
     const result = encode.call(this, encoder) as T
     if (this.source !== undefined) results.set(encoder, [...(results.get(encoder) ?? []), result])
     return result

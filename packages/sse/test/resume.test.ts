@@ -1,5 +1,5 @@
 import t from 'tap'
-import { MemoryBroker, type Broker, type HistoryQuery, type HistoryResult } from '@rt/core'
+import { MemoryBroker, type Broker, type HistoryQuery, type HistoryResult, type StreamPosition } from '@rt/core'
 import { answer, json, open, startApp, subscribed, tick, type EventStream, type SseEvent } from './helpers.js'
 
 const offsetOf = (event: SseEvent): number => Number(event.id!.split('/')[0])
@@ -73,21 +73,30 @@ t.test('messages published while the stream reconnects: no gap, no duplicate', a
   resumed.close()
 })
 
-/** A broker whose history reads take real time (as Redis's do), so live messages can arrive meanwhile. */
-class SlowHistoryBroker extends MemoryBroker implements Broker {
+/**
+ * A broker whose reads take real time (as Redis's do), so that live messages
+ * arrive while the hub reads a stream's position and its history.
+ */
+class SlowBroker extends MemoryBroker implements Broker {
   override async history(stream: string, query: HistoryQuery): Promise<HistoryResult> {
     await new Promise((resolve) => setTimeout(resolve, 5))
     return super.history(stream, query)
   }
+
+  override async position(stream: string): Promise<StreamPosition> {
+    const position = await super.position(stream)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    return position
+  }
 }
 
 t.test('with a slow broker, a message published during the replay keeps its place after the backlog', async (t) => {
-  const broker = new SlowHistoryBroker()
+  const broker = new SlowBroker()
   t.teardown(() => broker.close())
   const { app, base } = await startApp(t, { broker })
   for (let i = 1; i <= 5; i++) await app.rt.publish('slow', i)
   const opening = open(`${base}/events?stream=slow`, { headers: { 'last-event-id': `2/${(await broker.position('slow')).epoch}/slow` } })
-  // Publish while the hub reads history.
+  // Publish while the hub reads the position and the history.
   const publishing = (async () => {
     for (let i = 6; i <= 15; i++) {
       await new Promise((resolve) => setTimeout(resolve, 1))
