@@ -293,3 +293,18 @@ t.test('a failed UNSUBSCRIBE is logged, unless the broker is closing', async (t)
   await tick()
   t.equal(warnings.length, 1)
 })
+
+t.test('closing during a catch-up lets it finish without delivering', async (t) => {
+  const { fanOut, subscriber, broker } = setup()
+  const received: StreamMessage[] = []
+  fanOut.subscribe('s', (m) => received.push(m))
+  subscriber.ready()
+  broker.positions.shift()!.resolve({ offset: 0, epoch: 'E' })
+  subscriber.ack()
+  await tick()
+  t.equal(broker.reads.length, 1, 'waiting for the read and its marker')
+  await fanOut.close()
+  broker.answer('E', [1])
+  await tick()
+  t.same(received, [])
+})
