@@ -155,7 +155,6 @@ function persistence(value: unknown): PersistenceOptions | undefined {
 
 /** Applies defaults and checks every option; throws a `TypeError` prefixed `@rt/category-poll:`. */
 export function resolveOptions(options: CategoryPollOptions): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) fail('options must be an object')
   const ttl = options.eventTimeToLiveSeconds
   if (ttl !== undefined && (typeof ttl !== 'number' || Number.isNaN(ttl) || ttl < 0)) {
     fail('eventTimeToLiveSeconds must be a positive number of seconds (0 or Infinity: forever)')

@@ -1,0 +1,117 @@
+import { rtCore, type Broker } from '@rt/core'
+import Fastify from 'fastify'
+import t from 'tap'
+import { categoryPoll } from '../src/index.js'
+import { CountingBroker, eventsOf, start } from './helpers.js'
+
+t.test('beforeSubscribe: async, false → 403 with golongpoll headers, own replies kept, sees the request', async (t) => {
+  const seen: string[] = []
+  const s = await start(t, {
+    beforeSubscribe: async (request, reply) => {
+      const { category } = request.query as { category?: string }
+      seen.push(category ?? '')
+      if (category === 'private') return false
+      if (category === 'redirect') {
+        await reply.code(401).send({ error: 'log in first' })
+        return true
+      }
+      return category === 'secret' ? false : undefined
+    },
+    prefix: '/category'
+  })
+  const refused = await s.get('category=private&timeout=1')
+  t.equal(refused.status, 403)
+  t.equal(refused.headers.get('cache-control'), 'no-cache, no-store, must-revalidate')
+  t.equal(await refused.text(), '{"error": "Forbidden."}')
+  const own = await s.get('category=redirect&timeout=1')
+  t.equal(own.status, 401, 'a hook that replied keeps its answer even when it returns true')
+  t.same(await own.json(), { error: 'log in first' })
+  await s.publish('public', 'hello')
+  t.same(eventsOf(await s.json('category=public&timeout=1&since_time=0')).map((e) => e.data), ['hello'])
+  t.same(seen, ['private', 'redirect', 'public'])
+  t.equal((await fetch(`${s.origin}/events?category=public&timeout=1`)).status, 404, 'routes live under the prefix')
+})
+
+t.test('failures: an unavailable broker is 503, a throwing hook 500 (or its own 4xx), as golongpoll JSON', async (t) => {
+  const broker = new CountingBroker()
+  const logs: string[] = []
+  const app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => logs.push(line) } } })
+  await app.register(rtCore, { broker })
+  await app.register(categoryPoll, {
+    enablePublish: true,
+    publishKey: 'k',
+    beforeSubscribe: (request) => {
+      const { category } = request.query as { category: string }
+      if (category === 'boom') throw new Error('hook bug')
+      if (category === 'slow') throw Object.assign(new Error('Too many polls.'), { statusCode: 429 })
+      return true
+    }
+  })
+  const origin = await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const boom = await fetch(`${origin}/events?category=boom&timeout=1`)
+  t.equal(boom.status, 500)
+  t.equal(await boom.text(), '{"error": "Internal server error."}')
+  t.ok(logs.some((line) => line.includes('hook bug')), 'logged')
+  const slow = await fetch(`${origin}/events?category=slow&timeout=1`)
+  t.equal(slow.status, 429)
+  t.same(await slow.json(), { error: 'Too many polls.' })
+  await broker.close()
+  const poll = await fetch(`${origin}/events?category=c&timeout=1`)
+  t.equal(poll.status, 503)
+  t.match(await poll.json(), { error: /broker is closed/ })
+  t.equal(broker.listeners, 0)
+  const published = await fetch(`${origin}/publish`, { method: 'POST', headers: { authorization: 'Bearer k' }, body: '{"category":"c","data":1}' })
+  t.equal(published.status, 503)
+})
+
+t.test('a history read that fails after the request was accepted releases its listener and timer', async (t) => {
+  const broker = new CountingBroker()
+  t.teardown(() => broker.close())
+  broker.history = async () => {
+    throw new Error('history backend down')
+  }
+  const s = await start(t, {}, { broker })
+  const res = await s.get('category=c&timeout=5&since_time=0')
+  t.equal(res.status, 500)
+  t.equal(broker.listeners, 0)
+})
+
+t.test('a client that leaves while history is read gets nothing written, and nothing stays behind', async (t) => {
+  const broker = new CountingBroker()
+  t.teardown(() => broker.close())
+  const history = broker.history.bind(broker)
+  let release: () => void = () => {}
+  let reading: () => void = () => {}
+  const readStarted = new Promise<void>((resolve) => { reading = resolve })
+  broker.history = async (stream, query) => {
+    reading()
+    await new Promise<void>((resolve) => { release = resolve })
+    return history(stream, query)
+  }
+  const s = await start(t, {}, { broker })
+  const controller = new AbortController()
+  const gone = s.get('category=c&timeout=5&since_time=0', { signal: controller.signal }).catch((error: unknown) => error)
+  await readStarted
+  controller.abort()
+  t.match(await gone, { name: 'AbortError' })
+  while (broker.listeners > 0) await new Promise((resolve) => setImmediate(resolve))
+  release()
+  t.equal(broker.listeners, 0)
+})
+
+t.test('persistence needs the in-memory broker', async (t) => {
+  const inner = new CountingBroker()
+  t.teardown(() => inner.close())
+  const foreign: Broker = {
+    publish: (...args) => inner.publish(...args),
+    subscribe: (...args) => inner.subscribe(...args),
+    history: (...args) => inner.history(...args),
+    position: (...args) => inner.position(...args),
+    remove: (...args) => inner.remove(...args),
+    close: async () => {}
+  }
+  const app = Fastify()
+  await app.register(rtCore, { broker: foreign })
+  await t.rejects(app.register(categoryPoll, { persistence: { file: 'never.jsonl' } }).ready(), /persistence needs @rt\/core's default MemoryBroker/)
+})
