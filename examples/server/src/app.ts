@@ -4,6 +4,7 @@ import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { rtCore } from '@rt/core'
 import { rtSessions } from '@rt/sessions'
+import { rtSse } from '@rt/sse'
 import { RedisBroker, RedisSessionStore } from '@rt/redis'
 import { ChatChannel } from './chat-channel.js'
 import type { ExampleConfig } from './config.js'
@@ -57,6 +58,12 @@ export async function buildApp(config: ExampleConfig, options: { logger?: boolea
   endpoints.push({ method: 'GET', path: '/sessions/{id}', what: 'actioncable-to-eventsource: event stream, or long poll with Accept: application/json' })
   endpoints.push({ method: 'POST', path: '/sessions/{id}', what: 'actioncable-to-eventsource: [{identifier, subscribe|unsubscribe|send}]' })
   // --- end @rt/sessions ---------------------------------------------------------------
+
+  // --- @rt/sse: AnyCable-compatible Server-Sent Events at /events ---------------------
+  await app.register(rtSse)
+  endpoints.push({ method: 'GET', path: '/events', what: 'SSE for EventSource and curl -N: ?stream=, ?channel=, ?identifier=, ?signed_stream= (Last-Event-ID resumes)' })
+  endpoints.push({ method: 'POST', path: '/events', what: 'SSE with JSONL subscribe commands in the body (full Action Cable payloads)' })
+  // --- end @rt/sse ----------------------------------------------------------------------
 
   // The chat page at / and the @rt/client build it imports.
   await app.register(fastifyStatic, { root: chatRoot })
