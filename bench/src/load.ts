@@ -2,7 +2,7 @@ import http from 'node:http'
 import { Histogram } from './histogram.js'
 import { CategoryPollClient, CeilingPollClient, ExpressLongpollClient, SocketIoClient, type BenchClient, type PollContext } from './poll-clients.js'
 import type { LoadJob, LoadResult } from './protocol.js'
-import { RtLongPollClient } from './rt-clients.js'
+import { CategoryHelperClient, RtLongPollClient } from './rt-clients.js'
 import { SseClient } from './sse-client.js'
 import { account, ClientTracker, now } from './tracker.js'
 
@@ -48,6 +48,8 @@ export class LoadRun {
         return new SocketIoClient(tracker, context)
       case 'category':
         return new CategoryPollClient(tracker, context, job.path ?? '/events', name)
+      case 'category-helper':
+        return new CategoryHelperClient(tracker, context, job.path ?? '/events', name)
       case 'express-longpoll':
         return new ExpressLongpollClient(tracker, context)
     }

@@ -7,6 +7,7 @@ export type ClientKind =
   | 'rt-lp'
   | 'socketio'
   | 'category'
+  | 'category-helper'
   | 'express-longpoll'
 
 export interface LoadJob {

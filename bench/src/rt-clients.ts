@@ -1,5 +1,5 @@
-import { PollLoopBase, type PollContext } from './poll-clients.js'
-import type { ClientTracker, Payload } from './tracker.js'
+import { PollLoopBase, type BenchClient, type PollContext } from './poll-clients.js'
+import { now, type ClientTracker, type Payload } from './tracker.js'
 
 /** The `$pubsub` identifier of a public stream, keys sorted as AnyCable builds it. */
 export function pubsubIdentifier (stream: string): string {
@@ -57,5 +57,53 @@ export class RtLongPollClient extends PollLoopBase {
     const answer = await this.request('POST', this.path, { 'x-anycable-poll-id': this.pollId ?? '' })
     if (answer.status !== 200) throw new Error(`poll answered ${answer.status}`)
     this.receiveLines(answer.body)
+  }
+}
+
+/** The part of `@rt/category-poll/client` this bench drives. */
+interface CategoryClientModule {
+  poll(options: { url: string; category: string; timeoutSeconds?: number; sinceTime?: number; signal?: AbortSignal; retryDelayMs?: number }): AsyncGenerator<{ data: unknown; id: string; timestamp: number }, void, undefined>
+}
+
+let categoryClient: Promise<CategoryClientModule> | undefined
+
+/**
+ * golongpoll's loop as `@rt/category-poll/client` ships it: `for await (const
+ * event of poll({ url, category, sinceTime }))`, on Node's fetch.
+ */
+export class CategoryHelperClient implements BenchClient {
+  reconnects = 0
+  errors = 0
+  private readonly controller = new AbortController()
+
+  constructor (readonly tracker: ClientTracker, private readonly context: PollContext, private readonly path: string, private readonly category: string) {}
+
+  async open (_timeoutMs: number): Promise<void> {
+    categoryClient ??= import('@rt/category-poll/client' as string) as Promise<CategoryClientModule>
+    const { poll } = await categoryClient
+    const events = poll({
+      url: `http://127.0.0.1:${this.context.port}${this.path}`,
+      category: this.category,
+      timeoutSeconds: this.context.holdSeconds,
+      // Everything from now on, as the golongpoll loop does on its first request.
+      sinceTime: Date.now() - 1000,
+      retryDelayMs: 50,
+      signal: this.controller.signal
+    })
+    void (async () => {
+      try {
+        for await (const event of events) {
+          const payload = event.data as Payload
+          const at = now()
+          if (this.tracker.receive(payload, at, this.context.latency)) this.context.onMessage(at)
+        }
+      } catch {
+        if (!this.controller.signal.aborted) this.errors++
+      }
+    })()
+  }
+
+  close (): void {
+    this.controller.abort()
   }
 }

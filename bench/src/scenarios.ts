@@ -119,16 +119,17 @@ export function scenarios (quick: boolean): Scenario[] {
       title: '4. Category polling (golongpoll protocol)',
       groups: [{
         id: 's4',
-        title: `${catClients} clients on ${categories} categories, ${categories * 5} msg/s (5/s per category) for ${q(5, 1)} s`,
+        title: `${catClients} clients on ${categories} categories, ${categories * 20} msg/s (20/s per category) for ${q(5, 1)} s`,
         kind: 'delivery',
         rt: 'rt-category',
         ceiling: 'ceiling-category',
-        note: 'rt and the ceiling are read with golongpoll\'s client loop (since_time + last_id from the newest event). express-longpoll has no cursor: what is published while a client is between two polls never reaches it.',
+        note: 'rt and the ceiling are read with golongpoll\'s client loop (since_time + last_id from the newest event); the second rt row drives rt with `poll()` from `@rt/category-poll/client` (fetch) instead. express-longpoll has no cursor: what is published while a client is between two polls never reaches it.',
         deliveries: [
-          { target: 'rt-category', label: 'rt (@rt/category-poll)', kind: 'category', path: RT_CATEGORY_PATH },
+          { target: 'rt-category', label: 'rt (@rt/category-poll), golongpoll loop', kind: 'category', path: RT_CATEGORY_PATH },
+          { target: 'rt-category', label: 'rt (@rt/category-poll), its own client helper poll()', kind: 'category-helper', path: RT_CATEGORY_PATH },
           { target: 'express-longpoll', label: 'express-longpoll 1.0 on Express 5', kind: 'express-longpoll' },
           { target: 'ceiling-category', label: 'ceiling (node:http, answers from an array)', kind: 'category', path: '/events' }
-        ].map((t) => ({ ...t, clients: catClients, streams: categories, rate: categories * 5, durationMs: q(5000, 1000), drainMs, settleMs, holdSeconds: hold, historyLimit: 10_000 })) as DeliverySpec[]
+        ].map((t) => ({ ...t, clients: catClients, streams: categories, rate: categories * 20, durationMs: q(5000, 1000), drainMs, settleMs, holdSeconds: hold, historyLimit: 10_000 })) as DeliverySpec[]
       }]
     },
     {

@@ -88,7 +88,7 @@ export const rtLongPollNoFlush: TargetFactory = async (options) => {
 /** @rt/category-poll on its default path. */
 export const rtCategory: TargetFactory = async (options) => {
   const app = await rtApp(options)
-  await app.register(await plugin('@rt/category-poll', 'rtCategoryPoll'))
+  await app.register(await plugin('@rt/category-poll', 'categoryPoll'))
   return started(app, options)
 }
 
