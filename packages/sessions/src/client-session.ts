@@ -101,6 +101,8 @@ export class ClientSession implements SessionSink {
 
   /** Runs a POST's requests in order, each through the hub. */
   async run(requests: readonly SessionRequest[]): Promise<SessionResponse[]> {
+    // Not idle while its requests run (a slow channel must not see the session expire under it).
+    this.expiry = this.env.timers.clear(this.expiry)
     const responses: SessionResponse[] = []
     for (const request of requests) responses.push(await this.runOne(request))
     this.touch()
