@@ -615,3 +615,12 @@ t.test('subscribe with history: the backlog comes before live messages published
   broker.history = history
   t.same(sink.messages.slice(3).map((m) => (m as DataMessage).message ?? m.type), [2, 3, 'confirm_history', 4, 5])
 })
+
+t.test('resumable: false keeps nothing in the store', async (t) => {
+  const { hub, store } = makeHub(t, { channels })
+  const { session } = await connect(hub, { resumable: false })
+  await session.handle({ command: 'subscribe', identifier: chat })
+  await session.close()
+  t.equal(store.size, 0)
+  t.equal(await hub.sendCommands(session.sid, []), false)
+})

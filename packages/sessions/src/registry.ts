@@ -87,7 +87,7 @@ export class SessionRegistry {
       onDropped: (count) => this.metrics.counter('rt_sessions_dropped_total', 'Messages dropped from full long-poll queues of @rt/sessions').inc(count)
     })
     // The hub authenticates (core's `authenticate` hook) and opens the background session.
-    const result = await this.hub.connect(request, session, { mode: 'live' })
+    const result = await this.hub.connect(request, session, { mode: 'live', resumable: false })
     if ('rejected' in result) return undefined
     session.bind(result.session, identityKey(result.session.state.identity))
     this.sessions.set(id, session)

@@ -39,6 +39,12 @@ export interface ConnectOptions {
    * receive `message`, `subscribe` or `unsubscribe` after it opened). Default false.
    */
   remoteCommands?: boolean
+  /**
+   * Live sessions: keep the session in the store so that its sid restores it
+   * (and `sendCommands` finds it). Default true; `false` for transports that
+   * never show the sid to their client, so nothing is stored for them.
+   */
+  resumable?: boolean
 }
 
 /** 128 random bits, URL-safe: unguessable, since a sid can restore a session without authentication. */
@@ -129,12 +135,13 @@ export class Hub {
       lease: 0,
       createdAt: Date.now()
     }
-    const session = new Session(this, state, mode)
+    const resumable = mode === 'pull' || options.resumable !== false
+    const session = new Session(this, state, mode, resumable)
     const restoredIds = previous === undefined ? undefined : Object.keys(state.subscriptions)
     sink.send(new Outgoing(restoredIds === undefined
       ? { type: 'welcome', sid: state.sid }
       : { type: 'welcome', sid: state.sid, restored: true, restored_ids: restoredIds }))
-    await this.store.create(state, this.ttl(undefined))
+    if (resumable) await this.store.create(state, this.ttl(undefined))
     // A restored session continues from now; the client asks for what it missed with `history`.
     await session.attach(sink, { catchUp: false })
     if (options.remoteCommands === true && mode === 'live') session.acceptRemoteCommands()

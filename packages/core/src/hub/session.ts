@@ -48,7 +48,9 @@ export class Session {
   constructor(
     private readonly hub: Hub,
     readonly state: SessionState,
-    readonly mode: SessionMode
+    readonly mode: SessionMode,
+    /** Whether the session is kept in the store so its sid can restore it (live mode). */
+    readonly resumable = true
   ) {
     this.sid = state.sid
     this.cursor = mode === 'live' ? state.positions : { ...state.positions }
@@ -122,7 +124,7 @@ export class Session {
     for (const [identifier, subscription] of Object.entries(this.state.subscriptions)) {
       await this.callUnsubscribed(identifier, subscription)
     }
-    if (this.mode === 'live') await this.hub.persist(this)
+    if (this.mode === 'live' && this.resumable) await this.hub.persist(this)
   }
 
   /** Pull mode: saves subscriptions and the outbox, keeping the confirmed positions. `false` when a newer request took the session over. */
@@ -402,7 +404,7 @@ export class Session {
   }
 
   private async persistLive(): Promise<void> {
-    if (this.mode === 'live' && !this.closed) await this.hub.persist(this)
+    if (this.mode === 'live' && this.resumable && !this.closed) await this.hub.persist(this)
   }
 }
 
