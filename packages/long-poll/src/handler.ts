@@ -24,16 +24,22 @@ export type LongPollRequest = FastifyRequest<{ Headers: Static<typeof HeadersSch
 
 export const POLL_ID_HEADER = 'X-Anycable-Poll-ID'
 
-/** Tells, once the answer is written, whether it reached the socket whole; and whether the client left before. */
+/**
+ * Tells, once the answer is written, whether it reached the client's
+ * connection whole; and whether the client left before the answer.
+ * `finish` alone is not proof: Node also emits it when the connection was
+ * reset mid-write, so the socket must still be up when it fires.
+ */
 class ResponseWatch {
   readonly delivered: Promise<boolean>
   onAbort: () => void = () => undefined
 
   constructor(res: ServerResponse) {
+    const socket = res.socket!
     this.delivered = new Promise((resolve) => {
-      res.once('finish', () => resolve(true))
+      res.once('finish', () => resolve(!socket.destroyed))
       res.once('close', () => {
-        resolve(res.writableFinished)
+        resolve(false)
         this.onAbort()
       })
     })
