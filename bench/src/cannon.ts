@@ -59,6 +59,7 @@ export async function cannon (spec: CannonSpec, options: TargetOptions, profileD
     server.mark()
     const result = await autocannon(`http://127.0.0.1:${server.port}${spec.path}`, spec)
     const after = await server.stats()
+    server.mark(true)
     const cpuMs = after.cpuMs - before.cpuMs
     const failures = result.errors + result.timeouts + result.non2xx
     return {
@@ -90,6 +91,7 @@ export async function inproc (target: string, label: string, count: number, maxM
     server.mark()
     const result = await server.inproc(count, maxMs)
     const after = await server.stats()
+    server.mark(true)
     return {
       target,
       label,

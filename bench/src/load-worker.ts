@@ -23,9 +23,11 @@ async function handle (message: ToLoad): Promise<void> {
   } else if (message.type === 'drop') {
     run?.drop(message.at)
   } else if (message.type === 'finish' && run !== undefined) {
-    const result = await run.finish(message.published, message.deadline)
+    send({ type: 'result', result: await run.finish(message.published, message.deadline) })
+  } else if (message.type === 'stop') {
+    run?.stop()
     run = undefined
-    send({ type: 'result', result })
+    send({ type: 'stopped' })
   }
 }
 

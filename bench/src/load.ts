@@ -82,14 +82,18 @@ export class LoadRun {
     }
   }
 
-  /** Waits until every client got every message its stream was sent, or until `deadline` (shared clock, ms). */
+  /** Closes every client (after {@link finish}: the server's CPU is read before the disconnections cost it anything). */
+  stop (): void {
+    for (const client of this.clients) client.close()
+    this.agent.destroy()
+  }
+
+  /** Waits until every client got every message its stream was sent, or until `deadline` (shared clock, ms); clients stay open. */
   async finish (published: number[], deadline: number): Promise<LoadResult> {
     const complete = (): boolean => this.clients.every((client) => client.tracker.complete(published[client.tracker.stream] ?? 0))
     while (!complete() && now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
-    for (const client of this.clients) client.close()
-    this.agent.destroy()
     const totals = account(this.clients.map((client) => client.tracker), published)
     let caughtUp = 0
     let lastCaughtUpAt = 0

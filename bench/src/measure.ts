@@ -125,6 +125,8 @@ export async function deliver (pool: Pool, spec: DeliverySpec, profileDir?: stri
     const deadline = now() + spec.drainMs
     const results: LoadResult[] = await Promise.all(pool.loads.map((load) => load.finish(report.counts, deadline, spec.drainMs + 30_000)))
     const end = await server.stats()
+    server.mark(true)
+    await Promise.all(pool.loads.map((load) => load.stopClients()))
     const latency = new Histogram()
     let lastReceive = 0
     let lastCaughtUpAt = 0

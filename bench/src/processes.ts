@@ -58,9 +58,9 @@ export class ServerProcess {
     return answer
   }
 
-  /** Marks the start of the measured window (where a profile summary starts counting). */
-  mark (): void {
-    this.child.send({ type: 'mark' } satisfies ToServer)
+  /** Marks the start (or the end) of the measured window, where a profile summary counts. */
+  mark (end = false): void {
+    this.child.send({ type: 'mark', end } satisfies ToServer)
   }
 
   async stats (): Promise<ServerStats> {
@@ -112,6 +112,14 @@ export class LoadProcess {
     return (await result).result
   }
 
+  /** Closes the job's clients. */
+  async stopClients (): Promise<void> {
+    const stopped = expect<FromLoad, 'stopped'>(this.child, 'stopped', 30_000, 'load')
+    this.child.send({ type: 'stop' } satisfies ToLoad)
+    await stopped
+  }
+
+  /** Ends the process (it exits when its IPC channel closes). */
   stop (): void {
     this.child.disconnect()
   }

@@ -18,9 +18,9 @@ interface CpuProfile {
 
 /**
  * Self time per function (name + file:line), the top `limit`, as text lines.
- * Samples before `fromUs` (the server's start-up and connection phase) are left out.
+ * Samples outside [`fromUs`, `toUs`] (start-up, connections, shutdown) are left out.
  */
-export function topFunctions (profile: CpuProfile, limit = 20, fromUs = 0): string[] {
+export function topFunctions (profile: CpuProfile, limit = 20, fromUs = 0, toUs = Number.POSITIVE_INFINITY): string[] {
   const selfTime = new Map<number, number>()
   const samples = profile.samples ?? []
   const deltas = profile.timeDeltas ?? []
@@ -28,7 +28,7 @@ export function topFunctions (profile: CpuProfile, limit = 20, fromUs = 0): stri
   for (let i = 0; i < samples.length; i++) {
     const delta = deltas[i] ?? 0
     at += delta
-    if (at < fromUs) continue
+    if (at < fromUs || at > toUs) continue
     const id = samples[i] as number
     selfTime.set(id, (selfTime.get(id) ?? 0) + delta)
   }
@@ -54,9 +54,10 @@ export function summarizeProfiles (dir: string): string {
   for (const file of readdirSync(dir).filter((name) => name.endsWith('.cpuprofile')).sort()) {
     const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile
     const markFile = join(dir, file.replace(/\.cpuprofile$/, '.mark.json'))
-    const fromUs = existsSync(markFile) ? (JSON.parse(readFileSync(markFile, 'utf8')) as { fromUs: number }).fromUs : 0
-    const window = fromUs === 0 ? 'whole process' : `from the measurement start, ${((profile.endTime - Math.max(fromUs, profile.startTime)) / 1e6).toFixed(1)} s`
-    const text = [`${file}: top self time (${window})`, ...topFunctions(profile, 25, fromUs)].join('\n')
+    const mark = existsSync(markFile) ? JSON.parse(readFileSync(markFile, 'utf8')) as { fromUs: number; toUs?: number } : { fromUs: 0 }
+    const toUs = mark.toUs ?? profile.endTime
+    const window = mark.fromUs === 0 ? 'whole process' : `the measured window, ${((Math.min(toUs, profile.endTime) - Math.max(mark.fromUs, profile.startTime)) / 1e6).toFixed(1)} s`
+    const text = [`${file}: top self time (${window})`, ...topFunctions(profile, 25, mark.fromUs, toUs)].join('\n')
     writeFileSync(join(dir, file.replace(/\.cpuprofile$/, '.txt')), `${text}\n`)
     parts.push(text)
   }

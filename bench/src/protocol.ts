@@ -33,6 +33,7 @@ export type ToLoad =
   | { type: 'start'; job: LoadJob }
   | { type: 'drop'; at: number }
   | { type: 'finish'; published: number[]; deadline: number }
+  | { type: 'stop' }
 
 export interface LoadResult {
   clients: number
@@ -60,6 +61,7 @@ export interface LoadResult {
 export type FromLoad =
   | { type: 'ready'; connected: number; failed: number; ms: number }
   | { type: 'result'; result: LoadResult }
+  | { type: 'stopped' }
   | { type: 'error'; message: string }
 
 export interface PublishPlan {
@@ -89,8 +91,8 @@ export type ToServer =
   | { type: 'stats' }
   | { type: 'publish'; plan: PublishPlan }
   | { type: 'inproc'; count: number; maxMs: number }
-  /** Start of the measured window (a profiled server counts its profile from the last mark). */
-  | { type: 'mark' }
+  /** Start (or end) of the measured window: a profiled server's summary counts only samples inside it. */
+  | { type: 'mark'; end?: boolean }
   | { type: 'close' }
 
 export type FromServer =

@@ -35,8 +35,9 @@ function send (message: FromServer): void {
   process.send?.(message)
 }
 
-/** Monotonic µs (the clock of V8's CPU profiles) of the last `mark`. */
+/** Monotonic µs (the clock of V8's CPU profiles) of the last `mark`, and of the last end mark. */
 let markUs: bigint | undefined
+let markEndUs: bigint | undefined
 let peakRss = 0
 function sampleRss (): number {
   const rss = process.memoryUsage.rss()
@@ -91,11 +92,13 @@ async function main (): Promise<void> {
         if (target.inproc === undefined) throw new Error(`${name} has no in-process publish`)
         send({ type: 'inproc', ...(await target.inproc(message.count, message.maxMs)) })
       } else if (message.type === 'mark') {
-        markUs = process.hrtime.bigint() / 1000n
+        const at = process.hrtime.bigint() / 1000n
+        if (message.end === true) markEndUs = at
+        else markUs = at
       } else if (message.type === 'close') {
         clearInterval(sampler)
         const markFile = process.env.BENCH_PROFILE_MARK
-        if (markFile !== undefined && markUs !== undefined) writeFileSync(markFile, JSON.stringify({ fromUs: Number(markUs) }))
+        if (markFile !== undefined && markUs !== undefined) writeFileSync(markFile, JSON.stringify({ fromUs: Number(markUs), toUs: markEndUs === undefined ? undefined : Number(markEndUs) }))
         await target.close()
         process.exit(0)
       }

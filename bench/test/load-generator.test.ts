@@ -79,7 +79,9 @@ async function measure (t: Test, fault: Fault): Promise<LoadResult> {
   t.same(await run.open().then(({ connected, failed }) => ({ connected, failed })), { connected: 3, failed: 0 })
   server.publish()
   await seen(run, 60 - (fault.drop?.length ?? 0) + (fault.repeat?.length ?? 0))
-  return run.finish([20], now())
+  const result = await run.finish([20], now())
+  run.stop()
+  return result
 }
 
 t.test('a clean server: nothing lost, nothing repeated', async (t) => {
@@ -118,6 +120,7 @@ t.test('resuming with Last-Event-ID after a drop: exact replay is clean, a repla
     for (let seq = 11; seq <= 15; seq++) server.clients[1]?.write(more(seq))
     await seen(run, 15 + duplicates)
     const result = await run.finish([15], now())
+    run.stop()
     t.match(result, { delivered: 15, lost: 0, duplicates, reconnects: 1, caughtUp: 1 })
     t.ok(result.lastCaughtUpAt >= dropAt)
   }
