@@ -207,3 +207,28 @@ t.test('Last-Event-ID forms', async (t) => {
   t.equal((await ignored.next()).data, 'x', 'fewer than three parts: ignored, as AnyCable (no history asked)')
   ignored.close()
 })
+
+t.test('a quiet stream the memory broker forgot while the client was away: reject_history, never silence', async (t) => {
+  const { app, base } = await startApp(t)
+  const first = await subscribed(`${base}/events?stream=loud&stream=quiet`, 2)
+  await app.rt.publish('loud', 'x')
+  const x = await first.next()
+  t.match(x.id, /^~1\/[^/]+\/loud,0\/[^/]+\/quiet$/, 'the quiet stream is in the cursor at offset 0')
+  first.close()
+  await first.end()
+  // With no listener and no history the memory broker drops the stream; written again, it starts a new epoch.
+  while (app.rt.hub.listeners('quiet') > 0) await new Promise((resolve) => setTimeout(resolve, 2))
+  await app.rt.publish('quiet', 'written while away')
+  const resumed = await open(`${base}/events?stream=loud&stream=quiet`, { headers: { 'last-event-id': x.id! } })
+  const events = await resumed.take(5)
+  t.same(events.map((e) => [e.event, (JSON.parse(e.data) as { identifier?: string }).identifier]), [
+    ['welcome', undefined],
+    ['confirm_subscription', '{"channel":"$pubsub","stream_name":"loud"}'],
+    ['confirm_history', '{"channel":"$pubsub","stream_name":"loud"}'],
+    ['confirm_subscription', '{"channel":"$pubsub","stream_name":"quiet"}'],
+    ['reject_history', '{"channel":"$pubsub","stream_name":"quiet"}']
+  ], 'the client is told that the quiet stream cannot be resumed')
+  await app.rt.publish('quiet', 'live')
+  t.equal((await resumed.next()).data, 'live')
+  resumed.close()
+})
