@@ -1,0 +1,40 @@
+import t from 'tap'
+import { connectTo, payloads, poll, serve, timers, until } from './helpers.js'
+
+t.test('fastify.close() answers held polls with what they hold and leaves no timers', async (t) => {
+  const baseline = timers()
+  const { app, url } = await serve(t, { pollInterval: 30, flushInterval: 60_000, keepaliveTimeout: 5 })
+  const idle = await connectTo(url, ['idle'])
+  const busy = await connectTo(url, ['busy'])
+  const idlePoll = poll(url, idle.id)
+  const busyPoll = poll(url, busy.id)
+  await until(() => app.rt.hub.listeners('idle') === 1 && app.rt.hub.listeners('busy') === 1, 'both polls to be held')
+  await app.rt.publish('busy', 'pending')
+  t.ok(timers() >= baseline + 2, 'one timer per held poll')
+  await app.close()
+  const [a, b] = await Promise.all([idlePoll, busyPoll])
+  t.equal(a.status, 200)
+  t.equal(a.text, '')
+  t.same(payloads(b.lines), ['pending'], 'a gathering poll sends what it has')
+  t.equal(app.rt.hub.streamCount, 0)
+  await until(() => timers() === baseline, 'every timer to be cleared')
+  t.equal(timers(), baseline)
+})
+
+t.test('a client abort clears the held poll: its timer, its streams, its control subscription', async (t) => {
+  const { app, url } = await serve(t, { pollInterval: 30, flushInterval: 20, keepaliveTimeout: 5 })
+  const { id } = await connectTo(url, ['s'])
+  const before = timers()
+  const controller = new AbortController()
+  const held = poll(url, id, undefined, controller.signal)
+  await until(() => app.rt.hub.listeners('s') === 1, 'the poll to be held')
+  t.equal(timers(), before + 1, 'one timer for the held poll')
+  controller.abort()
+  await t.rejects(held, { name: 'AbortError' })
+  await until(() => app.rt.hub.listeners('s') === 0, 'the poll to be released')
+  await until(() => timers() === before, 'its timer to be cleared')
+  const broker = app.rt.broker as unknown as { streamCount: number }
+  t.equal(broker.streamCount, 0, 'no stream, no control stream left subscribed')
+  await app.rt.publish('s', 'after abort')
+  t.same(payloads((await poll(url, id)).lines), ['after abort'], 'the session lives on')
+})
