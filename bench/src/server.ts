@@ -66,7 +66,6 @@ async function publish (target: ServerTarget, plan: PublishPlan): Promise<Publis
       if (isPromise(result)) await result
       sent++
     }
-    sampleRss()
     await new Promise((resolve) => setTimeout(resolve, 2))
   }
   return { counts, sent, start, end: now() }
