@@ -26,7 +26,14 @@ export async function start(
   await app.register(rtCore, { history: { historyLimit: 5000, historyTtl: Infinity }, ...core })
   await app.register(categoryPoll, options)
   const origin = await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
+  t.teardown(async () => {
+    const closing = app.close()
+    // Held requests are answered in preClose; what is left are idle sockets a client (undici) opened
+    // and may keep for seconds: do not let them hold the test up.
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    app.server.closeAllConnections()
+    await closing
+  })
   const prefix = options.prefix ?? ''
   const events = `${origin}${prefix}${options.subscribePath ?? '/events'}`
   const get = (query: string, init?: RequestInit): Promise<Response> => fetch(`${events}?${query}`, init)
