@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { rtCore } from '@rt/core'
 import { rtSessions } from '@rt/sessions'
 import { rtSse } from '@rt/sse'
+import { rtLongPoll } from '@rt/long-poll'
 import { RedisBroker, RedisSessionStore } from '@rt/redis'
 import { ChatChannel } from './chat-channel.js'
 import type { ExampleConfig } from './config.js'
@@ -64,6 +65,11 @@ export async function buildApp(config: ExampleConfig, options: { logger?: boolea
   endpoints.push({ method: 'GET', path: '/events', what: 'SSE for EventSource and curl -N: ?stream=, ?channel=, ?identifier=, ?signed_stream= (Last-Event-ID resumes)' })
   endpoints.push({ method: 'POST', path: '/events', what: 'SSE with JSONL subscribe commands in the body (full Action Cable payloads)' })
   // --- end @rt/sse ----------------------------------------------------------------------
+
+  // --- @rt/long-poll: AnyCable-compatible long polling at /lp --------------------------
+  await app.register(rtLongPoll)
+  endpoints.push({ method: 'POST', path: '/lp', what: 'AnyCable long polling: JSONL commands in, JSONL out; polls carry X-Anycable-Poll-ID' })
+  // --- end @rt/long-poll ----------------------------------------------------------------
 
   // The chat page at / and the @rt/client build it imports.
   await app.register(fastifyStatic, { root: chatRoot })

@@ -83,7 +83,6 @@ function duration(value: unknown, name: string, fallback: number, unit: string, 
 
 /** Checks the options at registration and applies AnyCable's defaults. */
 export function resolveOptions(options: LongPollOptions): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) fail('options must be an object')
   const path = options.path ?? DEFAULT_PATH
   if (typeof path !== 'string' || !path.startsWith('/') || /[*:?#\s]/.test(path)) {
     fail('path must start with "/" and hold no wildcard, parameter or whitespace')

@@ -48,11 +48,6 @@ export class Poll implements SessionSink {
     this.answer = new Promise((resolve) => { this.settle = resolve })
   }
 
-  /** Whether the answer was decided. */
-  get answered(): boolean {
-    return this.phase === 'answered'
-  }
-
   send(outgoing: Outgoing): void {
     this.chunks.push(outgoing.encode(encodeJsonl))
     if (this.phase === 'held' && !this.flushing) this.flushSoon()
