@@ -1,5 +1,5 @@
 import { createHook } from 'node:async_hooks'
-import { createServer } from 'node:http'
+import { createServer, request as httpRequest } from 'node:http'
 import t from 'tap'
 import { Outgoing, disconnectMessage } from '@rt/core'
 import { SseConnection } from '../src/connection.js'
@@ -97,11 +97,12 @@ t.test('a client gone before its stream opened, and a request caught by shutdown
   })
 
   // The client aborts while authentication is still running.
-  const controller = new AbortController()
-  const aborted = fetch(`${base}/events?channel=Probe`, { signal: controller.signal }).catch((error: Error) => error)
+  const request = httpRequest(`${base}/events?channel=Probe`, { agent: false })
+  const failed = new Promise<Error>((resolve) => request.on('error', resolve))
+  request.end()
   await eventually(() => release !== undefined)
-  controller.abort()
-  t.match(await aborted, { name: 'AbortError' })
+  request.destroy()
+  t.match(await failed, { code: 'ECONNRESET' })
   await new Promise((resolve) => setTimeout(resolve, 10))
   release!()
   await eventually(() => closed.length === 1)
@@ -182,4 +183,33 @@ t.test('the write side: the cursor never goes back, and follows a new epoch', as
     ['2', '~2/A2/a,7/B/b'],
     ['{"type":"disconnect","reason":"server_restart","reconnect":true}', undefined]
   ], 'an older message (history after live) keeps the cursor; a stream without a position is left out')
+})
+
+t.test('pings: the first at a random time in [0.5, 1.5) × the interval, then every interval', async (t) => {
+  const chunks: string[] = []
+  const fake = { once: () => undefined, write: (chunk: Buffer) => chunks.push(chunk.toString()), writableLength: 0 }
+  const scheduled: Array<[string, number, () => void]> = []
+  const real = { setTimeout: globalThis.setTimeout, setInterval: globalThis.setInterval, random: Math.random }
+  const record = (kind: string) => ((callback: () => void, delay: number) => {
+    scheduled.push([kind, delay, callback])
+    return { unref: () => undefined }
+  }) as unknown as typeof setTimeout
+  for (const [random, raw] of [[0, false], [0.999, true]] as const) {
+    const connection = new SseConnection(fake as never, {
+      format: 'get', raw, pingInterval: 1000, maxBufferedBytes: 1 << 20, cursor: { streams: () => [], start: () => undefined }, onEnd: () => undefined
+    })
+    globalThis.setTimeout = record('timeout')
+    globalThis.setInterval = record('interval') as unknown as typeof setInterval
+    Math.random = () => random
+    try {
+      connection.startPings()
+      scheduled.at(-1)![2]()
+    } finally {
+      Object.assign(globalThis, { setTimeout: real.setTimeout, setInterval: real.setInterval })
+      Math.random = real.random
+    }
+  }
+  t.same(scheduled.map(([kind, delay]) => [kind, Math.round(delay)]), [['timeout', 500], ['interval', 1000], ['timeout', 1499], ['interval', 1000]])
+  t.match(chunks[0], /^event: ping\ndata: \{"type":"ping","message":\d+\}\n\n$/)
+  t.equal(chunks[1], ':\n\n', 'raw mode: a comment')
 })
