@@ -1,3 +1,4 @@
+import { poll } from '@rt/category-poll/client'
 import { PollLoopBase, type BenchClient, type PollContext } from './poll-clients.js'
 import { now, type ClientTracker, type Payload } from './tracker.js'
 
@@ -60,13 +61,6 @@ export class RtLongPollClient extends PollLoopBase {
   }
 }
 
-/** The part of `@rt/category-poll/client` this bench drives. */
-interface CategoryClientModule {
-  poll(options: { url: string; category: string; timeoutSeconds?: number; sinceTime?: number; signal?: AbortSignal; retryDelayMs?: number }): AsyncGenerator<{ data: unknown; id: string; timestamp: number }, void, undefined>
-}
-
-let categoryClient: Promise<CategoryClientModule> | undefined
-
 /**
  * golongpoll's loop as `@rt/category-poll/client` ships it: `for await (const
  * event of poll({ url, category, sinceTime }))`, on Node's fetch.
@@ -79,9 +73,7 @@ export class CategoryHelperClient implements BenchClient {
   constructor (readonly tracker: ClientTracker, private readonly context: PollContext, private readonly path: string, private readonly category: string) {}
 
   async open (_timeoutMs: number): Promise<void> {
-    categoryClient ??= import('@rt/category-poll/client' as string) as Promise<CategoryClientModule>
-    const { poll } = await categoryClient
-    const events = poll({
+    const events = poll<Payload>({
       url: `http://127.0.0.1:${this.context.port}${this.path}`,
       category: this.category,
       timeoutSeconds: this.context.holdSeconds,
@@ -93,9 +85,8 @@ export class CategoryHelperClient implements BenchClient {
     void (async () => {
       try {
         for await (const event of events) {
-          const payload = event.data as Payload
           const at = now()
-          if (this.tracker.receive(payload, at, this.context.latency)) this.context.onMessage(at)
+          if (this.tracker.receive(event.data, at, this.context.latency)) this.context.onMessage(at)
         }
       } catch {
         if (!this.controller.signal.aborted) this.errors++

@@ -14,7 +14,6 @@ import { createPool, deliver, type Row } from './measure.js'
 import { summarizeProfiles } from './profile.js'
 import { flags, markdown, type GroupResult, type Results, type ScenarioResult } from './report.js'
 import { scenarios, type Group } from './scenarios.js'
-import { missingPackage } from './servers/rt.js'
 import type { TargetOptions } from './servers/target.js'
 
 const { values } = parseArgs({
@@ -41,15 +40,10 @@ function redisReachable (): Promise<boolean> {
   })
 }
 
-/** Why a target cannot run here (an rt package that has not landed, no Redis), or undefined. */
+/** Why a target cannot run here (no Redis for the Redis broker), or undefined. */
 async function unavailable (): Promise<Map<string, string>> {
   const out = new Map<string, string>()
-  const needs: Record<string, string> = { 'rt-sse': '@rt/sse', 'rt-lp': '@rt/long-poll', 'rt-lp-noflush': '@rt/long-poll', 'rt-category': '@rt/category-poll', 'rt-publish-redis': '@rt/redis' }
-  for (const [target, pkg] of Object.entries(needs)) {
-    const missing = await missingPackage(pkg)
-    if (missing !== undefined) out.set(target, missing)
-  }
-  if (!out.has('rt-publish-redis') && !(await redisReachable())) out.set('rt-publish-redis', 'no Redis at 127.0.0.1:6379')
+  if (!(await redisReachable())) out.set('rt-publish-redis', 'no Redis at 127.0.0.1:6379')
   return out
 }
 

@@ -1,30 +1,14 @@
+import { categoryPoll } from '@rt/category-poll'
 import { rtCore, type Broker } from '@rt/core'
+import { rtLongPoll as rtLongPollPlugin } from '@rt/long-poll'
 import { RedisBroker } from '@rt/redis'
 import { rtSse as rtSsePlugin } from '@rt/sse'
 import { Redis } from 'ioredis'
-import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { now } from '../tracker.js'
 import type { BenchMessage, ServerTarget, TargetFactory, TargetOptions } from './target.js'
 
 export const BROADCAST_KEY = 'bench-broadcast-key'
-
-/** Why an rt target cannot run (a package that has not landed yet), or undefined. */
-export async function missingPackage (name: string): Promise<string | undefined> {
-  try {
-    await import(name)
-    return undefined
-  } catch {
-    return `${name} missing`
-  }
-}
-
-/** Loads a Fastify plugin from a package that may not exist yet (rt's transports land one by one). */
-async function plugin (name: string, exportName: string): Promise<FastifyPluginAsync<Record<string, unknown>>> {
-  const module = (await import(name)) as Record<string, unknown>
-  const found = module[exportName] ?? module.default
-  if (typeof found !== 'function') throw new Error(`${name} has no ${exportName} export`)
-  return found as FastifyPluginAsync<Record<string, unknown>>
-}
 
 /**
  * rt as a user would run it: Fastify 5, @rt/core with public streams and a
@@ -74,21 +58,21 @@ export const rtSse: TargetFactory = async (options) => {
 /** @rt/long-poll on its default path with AnyCable's defaults (500 ms flush interval), polls held as long as the others'. */
 export const rtLongPoll: TargetFactory = async (options) => {
   const app = await rtApp(options)
-  await app.register(await plugin('@rt/long-poll', 'rtLongPoll'), { pollInterval: options.holdSeconds })
+  await app.register(rtLongPollPlugin, { pollInterval: options.holdSeconds })
   return started(app, options)
 }
 
 /** @rt/long-poll answering as soon as anything is pending (`flushInterval: 0`), as socket.io and the ceiling do. */
 export const rtLongPollNoFlush: TargetFactory = async (options) => {
   const app = await rtApp(options)
-  await app.register(await plugin('@rt/long-poll', 'rtLongPoll'), { pollInterval: options.holdSeconds, flushInterval: 0 })
+  await app.register(rtLongPollPlugin, { pollInterval: options.holdSeconds, flushInterval: 0 })
   return started(app, options)
 }
 
 /** @rt/category-poll on its default path. */
 export const rtCategory: TargetFactory = async (options) => {
   const app = await rtApp(options)
-  await app.register(await plugin('@rt/category-poll', 'categoryPoll'))
+  await app.register(categoryPoll)
   return started(app, options)
 }
 
