@@ -62,13 +62,12 @@ export class Control {
   /** Waits until the request holding `lease` released the session, or `timeoutMs` (its process may be gone). */
   released(lease: number, timeoutMs: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, timeoutMs)
-      const self = this
-      function done (): void {
+      const done = (): void => {
         clearTimeout(timer)
-        self.waiter = undefined
+        this.waiter = undefined
         resolve()
       }
+      const timer = setTimeout(done, timeoutMs)
       this.waiter = { lease, resolve: done }
     })
   }
