@@ -95,7 +95,7 @@ t.test('poll(): advances since_time on timeouts, aborting cancels the request in
   const urls: string[] = []
   const s = await start(t, { beforeSubscribe: (request) => { urls.push(request.url) } }, { broker })
   const seen: string[] = []
-  const iterator = poll<string>({ url: s.events, category: 'slow', timeoutSeconds: 1, sinceTime: 0 })
+  const iterator = poll<string>({ url: s.events, category: 'slow', timeoutSeconds: 1 })
   const next = iterator.next()
   // Let the first poll time out, then publish.
   await until(() => urls.length >= 2)
@@ -105,7 +105,14 @@ t.test('poll(): advances since_time on timeouts, aborting cancels the request in
   seen.push((result.value as CategoryEvent<string>).data)
   t.same(seen, ['late'])
   t.match(urls[1], /since_time=\d{13}/, 'the second poll used the timeout timestamp')
-  t.notMatch(urls[1], /since_time=0&/)
+  t.notMatch(urls[0], /since_time/, 'the first poll asks for new events only')
+  const from = poll<string>({ url: s.events, category: 'slow', timeoutSeconds: 1, sinceTime: Date.now() })
+  const fromNext = from.next()
+  await until(() => urls.length >= 4)
+  await until(() => broker.listeners === 1)
+  await s.app.rt.publish('slow', 'later')
+  t.equal((await fromNext).value?.data, 'later', 'a given sinceTime also advances on timeouts')
+  await from.return(undefined)
   t.same(await iterator.return(undefined), { value: undefined, done: true }, 'breaking out between events ends the loop')
   t.equal(broker.listeners, 0)
 

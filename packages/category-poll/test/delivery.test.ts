@@ -191,3 +191,51 @@ t.test('app.close() answers held requests with a timeout at once', async (t) => 
   for (const answer of answers) t.match(answer, { timeout: 'no events before timeout', timestamp: Number })
   t.equal(broker.listeners, 0)
 })
+
+t.test('a held cursor survives an epoch change (history lost, e.g. a Redis failover): since_time decides then', async (t) => {
+  const broker = new CountingBroker()
+  t.teardown(() => broker.close())
+  const listeners: Array<(message: StreamMessage) => void> = []
+  const subscribe = broker.subscribe.bind(broker)
+  broker.subscribe = (stream, listener) => {
+    listeners.push(listener)
+    return subscribe(stream, listener)
+  }
+  const s = await start(t, {}, { broker })
+  const seen = await s.app.rt.publish('e', 'seen')
+  const held = s.json(`category=e&timeout=30&since_time=${seen.timestamp}&last_id=${formatMessageId(seen)}`)
+  await until(() => broker.listeners === 1)
+  const base = { stream: 'e', offset: 1, epoch: 'new-epoch', data: 'before the cursor' }
+  listeners[0]!({ ...base, timestamp: seen.timestamp - 1 })
+  listeners[0]!({ ...base, offset: 2, timestamp: seen.timestamp + 1, data: 'in the new epoch' })
+  t.same(eventsOf(await held).map((e) => e.data), ['in the new epoch'])
+})
+
+t.test('data published as undefined in process is sent as null', async (t) => {
+  const s = await start(t)
+  await s.app.rt.publish('u', undefined)
+  t.match(await (await s.get('category=u&timeout=1&since_time=0')).text(), /"data":null,/)
+})
+
+t.test("the Go client's loop: since_time truncated to seconds, advanced to the timeout timestamp, last_id kept (case 43)", async (t) => {
+  const s = await start(t)
+  let since = Math.floor(Date.now() / 1000) * 1000
+  let lastId = ''
+  const query = (): string => `category=go&timeout=1&since_time=${since}${lastId === '' ? '' : `&last_id=${encodeURIComponent(lastId)}`}`
+  for (const data of ['a', 'b', 'c']) await s.publish('go', data)
+  const seen: unknown[] = []
+  for (let round = 0; round < 3; round++) {
+    const body = await s.json(query())
+    if ('timeout' in body) {
+      since = Math.max(since, body.timestamp as number)
+      if (round === 1) await s.publish('go', 'after a timeout')
+      continue
+    }
+    for (const event of eventsOf(body)) {
+      seen.push(event.data)
+      since = event.timestamp
+      lastId = event.id
+    }
+  }
+  t.same(seen, ['a', 'b', 'c', 'after a timeout'], 'events, a timeout, then the next event: each exactly once')
+})

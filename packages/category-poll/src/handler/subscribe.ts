@@ -16,11 +16,6 @@ import { parseSubscribeQuery, type SubscribeQuery } from './query.js'
 export class HeldPolls {
   private readonly polls = new Set<HeldPoll>()
 
-  /** Requests held right now. */
-  get size(): number {
-    return this.polls.size
-  }
-
   add(poll: HeldPoll): void {
     this.polls.add(poll)
   }
