@@ -1,7 +1,8 @@
 /**
  * `pnpm bench [--quick] [--only s1,s3] [--profile rt-sse,rt-lp]`: runs the
  * scenarios of issue 10 and writes bench/results/latest.{md,json} (a
- * `--quick` smoke run writes quick.{md,json}). Every server and load generator
+ * `--quick` smoke run writes quick.{md,json}; `--only` or `--profile`,
+ * partial.{md,json}). Every server and load generator
  * is its own process on 127.0.0.1; every wait is bounded.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -130,7 +131,8 @@ async function main (): Promise<void> {
     flags: flags(out)
   }
   mkdirSync(resultsDir, { recursive: true })
-  const name = quick ? 'quick' : 'latest'
+  // Only a complete, unprofiled full run is `latest`; partial or profiled runs never overwrite it.
+  const name = quick ? 'quick' : only !== undefined || profiled.size > 0 ? 'partial' : 'latest'
   writeFileSync(`${resultsDir}${name}.json`, `${JSON.stringify(results, null, 2)}\n`)
   writeFileSync(`${resultsDir}${name}.md`, markdown(results))
   console.log(`\nwrote bench/results/${name}.md and ${name}.json in ${results.durationSeconds.toFixed(0)} s`)
