@@ -624,3 +624,19 @@ t.test('resumable: false keeps nothing in the store', async (t) => {
   t.equal(store.size, 0)
   t.equal(await hub.sendCommands(session.sid, []), false)
 })
+
+t.test('subscribe with history: messages published between reading the position and joining also wait for the backlog', async (t) => {
+  const { hub, broker } = makeHub(t, { channels })
+  for (let i = 1; i <= 3; i++) await broker.publish('chat_a', i)
+  const epoch = (await broker.position('chat_a')).epoch
+  const { session, sink } = await connect(hub)
+  const position = broker.position.bind(broker)
+  broker.position = async (stream) => {
+    const result = await position(stream)
+    await broker.publish('chat_a', 4)
+    return result
+  }
+  await session.handle({ command: 'subscribe', identifier: chat, history: { streams: { chat_a: { offset: 1, epoch } } } })
+  broker.position = position
+  t.same(sink.messages.slice(3).map((m) => (m as DataMessage).message ?? m.type), [2, 3, 'confirm_history', 4])
+})

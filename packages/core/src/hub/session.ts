@@ -360,11 +360,16 @@ export class Session {
       const held = this.held.get(stream)
       // Detached meanwhile: the next attach catches up again from the same position.
       if (held === undefined) continue
+      if (hold) {
+        // Published since the position was read, so newer than any backlog: wait with the live ones.
+        held.unshift(...(caught?.messages ?? []))
+        continue
+      }
       if (caught !== undefined) {
         for (const message of caught.messages) this.deliver(message, undefined)
         this.cursor[stream] = caught.position
       }
-      if (!hold) this.release(stream)
+      this.release(stream)
     }
     return OK
   }
