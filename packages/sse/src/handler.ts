@@ -155,7 +155,6 @@ export function sseHandler(hub: Hub, options: ResolvedOptions, streams: Streams)
       return reply
     }
 
-    inStreamOrder(held)
     const starts = startPositions(held)
     const opened = new SseConnection(reply.raw, {
       format,
@@ -179,32 +178,6 @@ export function sseHandler(hub: Hub, options: ResolvedOptions, streams: Streams)
     sink.connection = opened
     opened.startPings()
     return reply
-  }
-}
-
-/**
- * Puts each stream's held messages in offset order, in the places they hold.
- * The hub holds a new subscription's live messages until its history backlog
- * is out, but the messages it catches up with between reading the stream's
- * position and joining the stream still go out before that backlog (a broker
- * with real I/O, such as Redis, leaves time for them): without this a resumed
- * client would see offsets 7, 8, then the missed 3..6, and its
- * `Last-Event-ID` would go backwards. A no-op when the hub already sent them in order.
- */
-export function inStreamOrder(held: Outgoing[]): void {
-  const slots = new Map<string, number[]>()
-  held.forEach(({ message }, index) => {
-    const { stream_id: stream, epoch, offset } = message as { stream_id?: string; epoch?: string; offset?: number }
-    if (stream === undefined || offset === undefined || offset <= 0) return
-    const key = JSON.stringify([stream, epoch])
-    let indexes = slots.get(key)
-    if (indexes === undefined) slots.set(key, (indexes = []))
-    indexes.push(index)
-  })
-  const offsetAt = (index: number): number => (held[index]!.message as { offset: number }).offset
-  for (const indexes of slots.values()) {
-    const sorted = [...indexes].sort((a, b) => offsetAt(a) - offsetAt(b)).map((index) => held[index]!)
-    indexes.forEach((index, i) => { held[index] = sorted[i]! })
   }
 }
 
