@@ -109,6 +109,7 @@ export class LoadRun {
       failedToConnect: this.failedToConnect,
       reconnects: this.clients.reduce((sum, client) => sum + client.reconnects, 0),
       errors: this.clients.reduce((sum, client) => sum + client.errors, 0),
+      polls: this.clients.reduce((sum, client) => sum + client.polls, 0),
       latency: this.latency.toSparse(),
       latencyMax: this.latency.max,
       firstReceive: this.firstReceive,

@@ -50,6 +50,8 @@ export interface Row {
   perCpuSecond?: number
   reconnects?: number
   errors?: number
+  /** Poll requests answered per second while publishing (polling transports). */
+  pollsPerSec?: number
   connectMs?: number
   /** Reconnect storm: time from the drop until every client was caught up, ms. */
   catchUpMs?: number
@@ -161,6 +163,7 @@ export async function deliver (pool: Pool, spec: DeliverySpec, profileDir?: stri
       cpuPercent: (cpuMs / (end.at - idle.at)) * 100,
       perCpuSecond: cpuMs > 0 ? delivered / (cpuMs / 1000) : Number.NaN,
       reconnects: sum((r) => r.reconnects),
+      pollsPerSec: sum((r) => r.polls) > 0 && lastReceive > report.start ? sum((r) => r.polls) / ((lastReceive - report.start) / 1000) : undefined,
       errors: sum((r) => r.errors)
     }
     if (spec.dropAtMs !== undefined) {

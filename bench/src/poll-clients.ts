@@ -30,6 +30,8 @@ export interface BenchClient {
   readonly tracker: ClientTracker
   reconnects: number
   errors: number
+  /** Poll requests answered since the client was ready (0 for streams and for clients that hide their requests). */
+  polls: number
   /** Connects (and subscribes); resolves when messages published from now on will reach it. */
   open(timeoutMs: number): Promise<void>
   close(): void
@@ -52,6 +54,7 @@ export interface PollContext {
 export abstract class PollLoopBase implements BenchClient {
   reconnects = 0
   errors = 0
+  polls = 0
   protected stopped = false
 
   constructor (readonly tracker: ClientTracker, protected readonly context: PollContext) {}
@@ -83,6 +86,7 @@ export abstract class PollLoopBase implements BenchClient {
     while (!this.stopped) {
       try {
         await this.poll()
+        this.polls++
       } catch {
         if (this.stopped) return
         this.errors++
@@ -173,6 +177,7 @@ export class ExpressLongpollClient extends PollLoopBase {
 export class SocketIoClient implements BenchClient {
   reconnects = 0
   errors = 0
+  polls = 0
   private socket: Socket | undefined
 
   constructor (readonly tracker: ClientTracker, private readonly context: PollContext) {}
@@ -191,6 +196,8 @@ export class SocketIoClient implements BenchClient {
       socket.on('connect', () => {
         socket.emit('join', this.tracker.stream, () => {
           clearTimeout(timer)
+          // Engine.IO's polling transport says when each poll request completes.
+          socket.io.engine.transport.on('pollComplete', () => { this.polls++ })
           resolve()
         })
       })

@@ -47,6 +47,8 @@ export interface LoadResult {
   clientsWithDuplicates: number
   reconnects: number
   errors: number
+  /** Poll requests answered after the clients were ready. */
+  polls: number
   latency: Array<[number, number]>
   latencyMax: number
   firstReceive: number

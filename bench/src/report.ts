@@ -94,18 +94,19 @@ export function flags (scenarios: ScenarioResult[]): string[] {
 }
 
 function deliveryTable (result: GroupResult, storm: boolean): string[] {
+  const polls = result.rows.some((row) => row.pollsPerSec !== undefined)
   const lines = [
     storm
       ? '| | status | conns | lost | dup | catch-up ms | p50 ms | p99 ms | reconnects | load KB/conn | CPU % | rt ÷ this (catch-up speed) |'
-      : '| | status | conns | sent msg/s | delivered msg/s | lost | dup | p50 ms | p99 ms | idle KB/conn | load KB/conn | CPU % | deliveries/CPU-s | rt ÷ this (msg/s) | rt ÷ this (per CPU-s) |',
-    storm ? '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|' : '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
+      : `| | status | conns | sent msg/s | delivered msg/s |${polls ? ' polls/s |' : ''} lost | dup | p50 ms | p99 ms | idle KB/conn | load KB/conn | CPU % | deliveries/CPU-s | rt ÷ this (msg/s) | rt ÷ this (per CPU-s) |`,
+    storm ? '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|' : `|---|---|---:|---:|---:|${polls ? '---:|' : ''}---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`
   ]
   for (const row of result.rows) {
     const r = ratios(result, row)
     const conns = row.connected === undefined ? '—' : row.connected === row.clients ? fmt(row.connected) : `${fmt(row.connected)}/${fmt(row.clients)}`
     lines.push(storm
       ? `| ${row.label} | ${row.status} | ${conns} | ${fmt(row.lost)} | ${fmt(row.duplicates)} | ${fmt(row.catchUpMs)} | ${ms(row.p50)} | ${ms(row.p99)} | ${fmt(row.reconnects)} | ${fmt(row.rssLoadKbPerConn, 1)} | ${fmt(row.cpuPercent)} | ${showRatio(r.catchUp)} |`
-      : `| ${row.label} | ${row.status} | ${conns} | ${fmt(row.sentPerSec)} | ${fmt(row.deliveredPerSec)} | ${fmt(row.lost)} | ${fmt(row.duplicates)} | ${ms(row.p50)} | ${ms(row.p99)} | ${fmt(row.rssIdleKbPerConn, 1)} | ${fmt(row.rssLoadKbPerConn, 1)} | ${fmt(row.cpuPercent)} | ${fmt(row.perCpuSecond)} | ${showRatio(r.main)} | ${showRatio(r.cpu)} |`)
+      : `| ${row.label} | ${row.status} | ${conns} | ${fmt(row.sentPerSec)} | ${fmt(row.deliveredPerSec)} |${polls ? ` ${fmt(row.pollsPerSec)} |` : ''} ${fmt(row.lost)} | ${fmt(row.duplicates)} | ${ms(row.p50)} | ${ms(row.p99)} | ${fmt(row.rssIdleKbPerConn, 1)} | ${fmt(row.rssLoadKbPerConn, 1)} | ${fmt(row.cpuPercent)} | ${fmt(row.perCpuSecond)} | ${showRatio(r.main)} | ${showRatio(r.cpu)} |`)
   }
   return lines
 }

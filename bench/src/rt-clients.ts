@@ -68,6 +68,8 @@ export class RtLongPollClient extends PollLoopBase {
 export class CategoryHelperClient implements BenchClient {
   reconnects = 0
   errors = 0
+  /** `poll()` hides its requests: not counted. */
+  polls = 0
   private readonly controller = new AbortController()
 
   constructor (readonly tracker: ClientTracker, private readonly context: PollContext, private readonly path: string, private readonly category: string) {}

@@ -38,6 +38,8 @@ export class SseClient {
   lastEventId: string | undefined
   reconnects = 0
   errors = 0
+  /** A stream, not polls. */
+  readonly polls = 0
   private request: http.ClientRequest | undefined
   private buffer = ''
   private stopped = false

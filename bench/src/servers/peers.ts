@@ -140,7 +140,8 @@ export const expressLongpoll: TargetFactory = async (options) => {
   return {
     port,
     publish (stream: number, message: BenchMessage) {
-      return polls.publish(`/poll/${stream}`, message)
+      // Fire and forget, as its README does (the returned Bluebird promise only says whether the URL exists).
+      polls.publish(`/poll/${stream}`, message).catch(() => undefined)
     },
     close: () => closeServer(server)
   }
