@@ -33,7 +33,7 @@ t.test('subscribe(): API errors are thrown, not hidden', async (t) => {
     { name: 'CategoryPollError', status: 400, message: 'Invalid subscription category, must be 1-1024 characters long.' })
   const lenient = await start(t, { errorStatus: 200 })
   await t.rejects(subscribe({ url: lenient.events, category: 'c', timeoutSeconds: 1000 }), { status: 200, message: /timeout/ }, 'a 200 error body is an error too')
-  await t.rejects(subscribe({ url: `${s.origin}/nowhere`, category: 'c', timeoutSeconds: 1 }), { status: 404 })
+  await t.rejects(subscribe({ url: `${s.origin}/nowhere`, category: 'c', timeoutSeconds: 1 }), { name: 'CategoryPollError', status: 404 })
 
   const odd = createServer((request, response) => {
     if (request.url?.startsWith('/html')) response.writeHead(502).end('<html>bad gateway</html>')
@@ -146,12 +146,12 @@ t.test('poll(): retries transient failures with backoff, throws permanent ones, 
 
   await t.rejects((async () => {
     for await (const _ of poll({ url: s.events, category: '', timeoutSeconds: 1 })) t.fail('no events')
-  })(), { status: 400 }, 'a bad request is not retried')
+  })(), { name: 'CategoryPollError', status: 400 }, 'a bad request is not retried')
 
   let calls = 0
   await t.rejects((async () => {
     for await (const _ of poll({ url: s.events, category: '', timeoutSeconds: 1, retryDelayMs: 1, onError: () => ++calls < 3 })) t.fail('no events')
-  })(), { status: 400 }, 'onError true retries, false stops')
+  })(), { name: 'CategoryPollError', status: 400 }, 'onError true retries, false stops')
   t.equal(calls, 3)
 
   const stop = new AbortController()

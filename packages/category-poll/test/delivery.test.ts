@@ -209,6 +209,8 @@ t.test('a held cursor survives an epoch change (history lost, e.g. a Redis failo
   listeners[0]!({ ...base, timestamp: seen.timestamp - 1 })
   listeners[0]!({ ...base, offset: 2, timestamp: seen.timestamp + 1, data: 'in the new epoch' })
   t.same(eventsOf(await held).map((e) => e.data), ['in the new epoch'])
+  listeners[0]!({ ...base, offset: 3, timestamp: seen.timestamp + 2, data: 'late call of a removed listener' })
+  t.equal(broker.listeners, 0, 'answered once, nothing left behind')
 })
 
 t.test('data published as undefined in process is sent as null', async (t) => {

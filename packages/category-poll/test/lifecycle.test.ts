@@ -113,5 +113,5 @@ t.test('persistence needs the in-memory broker', async (t) => {
   }
   const app = Fastify()
   await app.register(rtCore, { broker: foreign })
-  await t.rejects(app.register(categoryPoll, { persistence: { file: 'never.jsonl' } }).ready(), /persistence needs @rt\/core's default MemoryBroker/)
+  await t.rejects(Promise.resolve(app.register(categoryPoll, { persistence: { file: 'never.jsonl' } }).ready()), /persistence needs @rt\/core's default MemoryBroker/)
 })

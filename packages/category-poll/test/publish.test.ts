@@ -99,7 +99,7 @@ t.test('guards: key, beforePublish hook (async, own reply), 401/403', async (t) 
   t.equal(teapot.status, 418, 'a hook that replied keeps its answer')
 
   const keyOnly = await start(t, { enablePublish: true, publishKey: 'secret' })
-  for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: 'Basic secret' }]) {
+  for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: 'Basic secret' }] as Array<Record<string, string>>) {
     const res = await fetch(keyOnly.publishUrl, { method: 'POST', headers, body: '{"category":"g","data":1}' })
     t.equal(res.status, 401)
     t.equal(res.headers.get('www-authenticate'), 'Bearer')

@@ -92,11 +92,11 @@ t.test('invalid options fail at register time with a clear message; 0 means the 
   for (const [options, message] of bad) {
     const app = Fastify()
     await app.register(rtCore)
-    await t.rejects(app.register(categoryPoll, options as never).ready(), { name: 'TypeError', message: /^@rt\/category-poll: / }, String(message))
-    await t.rejects(Fastify().register(rtCore).register(categoryPoll, options as never).ready(), { message }, String(message))
+    await t.rejects(Promise.resolve(app.register(categoryPoll, options as never).ready()), { name: 'TypeError', message: /^@rt\/category-poll: / }, String(message))
+    await t.rejects(Promise.resolve(Fastify().register(rtCore).register(categoryPoll, options as never).ready()), { message }, String(message))
     await app.close()
   }
   const zero = await start(t, { maxEventBufferSize: 0, maxLongpollTimeoutSeconds: 0, maxEventsPerResponse: 0, bodyLimit: 0 })
   t.same(await zero.json('category=c&timeout=111'), { error: "Invalid or missing 'timeout' arg.  Must be 1-110." }, 'zero values are the defaults')
-  await t.rejects(Fastify().register(categoryPoll).ready(), /@rt\/core/, 'core must be registered first')
+  await t.rejects(Promise.resolve(Fastify().register(categoryPoll).ready()), /@rt\/core/, 'core must be registered first')
 })

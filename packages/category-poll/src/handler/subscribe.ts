@@ -53,7 +53,8 @@ export class HeldPoll {
   private done = false
   private reading = true
   private readonly pending: StreamMessage[] = []
-  private unseen: (message: StreamMessage) => boolean = () => false
+  // Set when history has been read, before any live message is judged.
+  private unseen!: (message: StreamMessage) => boolean
   private unsubscribe: (() => void) | undefined
   private timer: NodeJS.Timeout | undefined
 
@@ -88,6 +89,7 @@ export class HeldPoll {
   }
 
   private readonly onMessage = (message: StreamMessage): void => {
+    // A broker may still call a listener it has just removed (a fan-out snapshot): answer only once.
     if (this.done) return
     if (this.reading) {
       this.pending.push(message)
@@ -105,7 +107,6 @@ export class HeldPoll {
   }
 
   private send(body: string): void {
-    if (this.done) return
     this.end()
     void this.reply.code(200).send(json(body))
   }
