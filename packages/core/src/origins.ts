@@ -27,3 +27,14 @@ export function checkAllowedOrigins(value: unknown, plugin: string): string[] | 
   }
   return value as string[]
 }
+
+/**
+ * The `origin` option for @fastify/cors from an `allowedOrigins` list: `['*']`
+ * answers `Access-Control-Allow-Origin: *` (which browsers never combine with
+ * cookies), anything else echoes only matching origins.
+ */
+export function corsOrigin(allowedOrigins: readonly string[]): '*' | ((origin: string | undefined, callback: (error: Error | null, allow: boolean) => void) => void) {
+  if (allowedOrigins.some((entry) => entry.trim() === '*')) return '*'
+  const allowed = originMatcher(allowedOrigins)
+  return (origin, callback) => callback(null, allowed(origin))
+}

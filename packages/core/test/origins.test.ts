@@ -28,3 +28,15 @@ t.test('allowedOrigins option validation', async (t) => {
 t.test('origins without a host are refused', async (t) => {
   t.equal(originMatcher(['example.com'])('file:///etc/passwd'), false)
 })
+
+t.test('corsOrigin: * literally, or a matcher', async (t) => {
+  const { corsOrigin } = await import('../src/origins.js')
+  t.equal(corsOrigin(['*']), '*')
+  const origin = corsOrigin(['a.test'])
+  t.type(origin, 'function')
+  if (typeof origin !== 'function') return
+  const answers: boolean[] = []
+  origin('https://a.test', (_error, allow) => answers.push(allow))
+  origin('https://b.test', (_error, allow) => answers.push(allow))
+  t.same(answers, [true, false])
+})

@@ -1,9 +1,9 @@
 import cors from '@fastify/cors'
-import { acceptAnyBodyAsText, originMatcher } from '@rt/core'
+import { acceptAnyBodyAsText, corsOrigin } from '@rt/core'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { HeadersSchema, POLL_ID_HEADER, QuerySchema, longPollHandler, type LongPollRequest } from './handler.js'
-import { resolveOptions, type LongPollOptions, type ResolvedOptions } from './options.js'
+import { resolveOptions, type LongPollOptions } from './options.js'
 import { LongPollSessions } from './sessions.js'
 
 export type { LongPollOptions } from './options.js'
@@ -17,11 +17,9 @@ const ALLOWED_HEADERS = [
   POLL_ID_HEADER, 'X-AnyCable-Restore-SID'
 ]
 
-function corsOptions(options: ResolvedOptions): Parameters<typeof cors>[1] {
-  const allowed = options.allowedOrigins === undefined ? undefined : originMatcher(options.allowedOrigins)
+function corsOptions(allowedOrigins: string[]): Parameters<typeof cors>[1] {
   return {
-    // AnyCable: `*` unless allowed_origins is set, then the matching Origin is echoed.
-    origin: allowed === undefined ? '*' : (origin, callback) => callback(null, allowed(origin)),
+    origin: corsOrigin(allowedOrigins),
     methods: ['POST', 'OPTIONS'],
     credentials: true,
     allowedHeaders: ALLOWED_HEADERS,
@@ -37,7 +35,8 @@ async function longPollPlugin(fastify: FastifyInstance, raw: LongPollOptions): P
   // (whose preflight route is `*` of its context) stays on this endpoint.
   await fastify.register(async (instance) => {
     acceptAnyBodyAsText(instance, options.maxRequestSize)
-    await instance.register(cors, corsOptions(options))
+    // CORS is off unless allowedOrigins says which other origins may poll.
+    if (options.allowedOrigins !== undefined) await instance.register(cors, corsOptions(options.allowedOrigins))
     instance.post('/', { schema: { headers: HeadersSchema, querystring: QuerySchema } }, (request, reply) => handler(request as LongPollRequest, reply))
   }, { prefix: options.path })
   // Held polls are answered before the server stops accepting, with whatever they hold.

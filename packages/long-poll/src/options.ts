@@ -45,8 +45,9 @@ export interface LongPollOptions {
   keepaliveTimeout?: number
   /**
    * Origins allowed by CORS, AnyCable's `--allowed_origins` rule: hosts
-   * (`example.com`, `localhost:3000`) or `*.example.com`. Default: every origin
-   * (`Access-Control-Allow-Origin: *`, AnyCable's default). `X-Anycable-Poll-ID`
+   * (`example.com`, `localhost:3000`), `*.example.com`, or `*` (answered
+   * `Access-Control-Allow-Origin: *`, never with cookies). Default: no CORS at
+   * all, same-origin clients only (AnyCable's default is `*`: pass `['*']`). `X-Anycable-Poll-ID`
    * is always exposed to browsers and allowed in preflight, since
    * `@anycable/long-polling` reads and sends it.
    */

@@ -88,8 +88,11 @@ t.test('restore by ?sid= or X-AnyCable-Restore-SID: restored subscriptions, a ne
   t.same(unknown.lines, [{ type: 'welcome', sid: unknown.pollId }], 'an unknown sid connects afresh')
 })
 
-t.test('CORS: X-Anycable-Poll-ID exposed and allowed in preflight, origins as AnyCable', async (t) => {
-  const open = await serve(t)
+t.test('CORS: off by default; X-Anycable-Poll-ID exposed and allowed in preflight, origins as AnyCable', async (t) => {
+  const none = await serve(t)
+  const plain = await post(none.url, undefined, { origin: 'https://app.example' })
+  t.equal(plain.headers.get('access-control-allow-origin'), null, 'CORS is off by default')
+  const open = await serve(t, { ...FAST, allowedOrigins: ['*'] })
   const preflight = await fetch(open.url, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-anycable-poll-id' } })
   t.equal(preflight.status, 204)
   t.equal(preflight.headers.get('access-control-allow-origin'), '*')

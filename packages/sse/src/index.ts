@@ -1,7 +1,7 @@
 import cors from '@fastify/cors'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { acceptAnyBodyAsText, originMatcher } from '@rt/core'
+import { acceptAnyBodyAsText, corsOrigin } from '@rt/core'
 import { sseHandler, Streams } from './handler.js'
 import { resolveOptions, type RtSseOptions } from './options.js'
 
@@ -20,15 +20,17 @@ async function rtSsePlugin(fastify: FastifyInstance, given: RtSseOptions): Promi
 
   // Its own context under the path: CORS and the any-body parser apply to the event stream only.
   await fastify.register(async (instance) => {
-    const allowed = options.allowedOrigins === undefined ? undefined : originMatcher(options.allowedOrigins)
-    await instance.register(cors, {
-      origin: allowed === undefined ? '*' : (origin, callback) => callback(null, allowed(origin)),
-      methods: 'GET, POST, OPTIONS',
-      allowedHeaders: ALLOWED_HEADERS,
-      credentials: true,
-      strictPreflight: false,
-      optionsSuccessStatus: 200
-    })
+    // CORS is off unless allowedOrigins says who may read the stream from another origin.
+    if (options.allowedOrigins !== undefined) {
+      await instance.register(cors, {
+        origin: corsOrigin(options.allowedOrigins),
+        methods: 'GET, POST, OPTIONS',
+        allowedHeaders: ALLOWED_HEADERS,
+        credentials: true,
+        strictPreflight: false,
+        optionsSuccessStatus: 200
+      })
+    }
     acceptAnyBodyAsText(instance, options.bodyLimit)
     instance.route({
       method: ['GET', 'POST', 'OPTIONS', 'PUT', 'PATCH', 'DELETE', 'HEAD'],

@@ -32,9 +32,10 @@ export interface RtSseOptions {
   /**
    * Origins allowed by CORS, with AnyCable's `allowed_origins` matching: a host
    * (with port) such as `example.com` or `localhost:3000`, `*.example.com`
-   * for subdomains, or `*` for any (the origin is echoed back). Default: every
-   * origin, answered with `Access-Control-Allow-Origin: *`, as AnyCable does
-   * when `allowed_origins` is empty.
+   * for subdomains, or `*` for any (answered `Access-Control-Allow-Origin: *`,
+   * which browsers never combine with cookies). Default: no CORS at all, so only
+   * same-origin pages read the stream (AnyCable allows `*` when its
+   * `allowed_origins` is empty; pass `['*']` for that).
    */
   allowedOrigins?: string[]
   /**
