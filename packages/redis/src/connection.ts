@@ -18,8 +18,13 @@ const FAIL_FAST: RedisOptions = {
 /**
  * Options of the subscriber connection: (re)subscriptions wait for the
  * connection instead of failing, and ioredis resubscribes after a reconnect.
+ * No ready check: ioredis writes SUBSCRIBE as soon as the socket is connected
+ * (Redis accepts it while loading), which puts the connection in subscriber
+ * mode before its INFO ready check, so the check fails and the connection is
+ * recycled without the subscriptions it just made.
  */
 const PATIENT: RedisOptions = {
+  enableReadyCheck: false,
   enableOfflineQueue: true,
   maxRetriesPerRequest: null,
   autoResendUnfulfilledCommands: true,

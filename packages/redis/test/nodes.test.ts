@@ -71,3 +71,19 @@ t.test('a node listens on one connection with one SUBSCRIBE per stream, however 
   t.equal(a.liveStreams, 0, 'the last listener leaving ends the subscription')
   await eventually(async () => (await channels()).length === 0, 'unsubscribed from Redis')
 })
+
+t.test('subscriptions made while the subscriber connection is being set up all take effect', async (t) => {
+  for (let i = 0; i < 20; i++) {
+    const broker = new RedisBroker({ url: REDIS_URL, keyPrefix: prefix, logger: recorder().logger })
+    broker.subscribe(`early-${i}`, () => undefined)
+    await new Promise((resolve) => setTimeout(resolve, i % 5))
+    broker.subscribe(`later-${i}`, () => undefined)
+    const channels = [`${prefix}{early-${i}}:p`, `${prefix}{later-${i}}:p`]
+    await eventually(async () => {
+      const counts = await redis.pubsub('NUMSUB', ...channels) as [string, number, string, number]
+      return counts[1] === 1 && counts[3] === 1
+    }, `both subscriptions of round ${i}`)
+    await broker.close()
+  }
+  t.pass('every round subscribed both streams')
+})
