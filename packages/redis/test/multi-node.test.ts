@@ -4,7 +4,7 @@ import { rtCore } from '@rt/core'
 import { rtLongPoll } from '@rt/long-poll'
 import { rtSse } from '@rt/sse'
 import { RedisBroker, RedisSessionStore } from '../src/index.js'
-import { admin, cleanup, REDIS_URL, recorder, uniquePrefix, until } from './helpers.js'
+import { admin, cleanup, clientId, eventually, REDIS_URL, recorder, uniquePrefix, until } from './helpers.js'
 import { longPoll, openEvents, payloads, subscribeTo, type EventStream } from './http.js'
 
 // Three Fastify instances on one Redis behave as one server: no sticky sessions, nothing lost.
@@ -17,8 +17,8 @@ interface Node {
   base: string
 }
 
-async function node(t: Test): Promise<Node> {
-  const broker = new RedisBroker({ url: REDIS_URL, keyPrefix: prefix, logger: recorder().logger })
+async function node(t: Test, connectionName = 'rt'): Promise<Node> {
+  const broker = new RedisBroker({ url: REDIS_URL, keyPrefix: prefix, logger: recorder().logger, connectionName })
   const sessionStore = new RedisSessionStore({ url: REDIS_URL, keyPrefix: prefix, logger: recorder().logger })
   const app = Fastify({ forceCloseConnections: true })
   app.addHook('onClose', async () => {
@@ -110,4 +110,24 @@ t.test('a node closed mid-stream: its clients reconnect elsewhere and lose nothi
   const received = (): number[] => [...numbers(onA), ...numbers(onB)]
   await until(() => received().length >= 25, 'every message across both nodes')
   t.same(received(), range(1, 25))
+})
+
+t.test("CLIENT KILL of a node's Redis subscriber connection mid-stream: its SSE and long-poll clients lose nothing", async (t) => {
+  const name = `rt-test-cluster-${process.pid}`
+  const [a, b] = [await node(t), await node(t, name)]
+  const onB = await sse(b.base, 'killed')
+  t.teardown(() => onB.close())
+  const id = (await longPoll(`${b.base}/lp`, undefined, subscribeTo('killed'))).id!
+  for (let n = 1; n <= 60; n++) {
+    await a.app.rt.publish('killed', { n })
+    if (n === 20 || n === 40) {
+      await eventually(async () => (await clientId(redis, `${name}:subscriber`)) !== undefined, 'the subscriber connection')
+      await redis.client('KILL', 'ID', (await clientId(redis, `${name}:subscriber`))!)
+    }
+  }
+  await until(() => onB.messages.length >= 60, 'SSE delivery on B')
+  t.same(numbers(onB), range(1, 60), 'SSE: in order, none lost or repeated')
+  const polled: unknown[] = []
+  while (polled.length < 60) polled.push(...payloads((await longPoll(`${b.base}/lp`, id)).lines))
+  t.same(polled, range(1, 60).map((n) => ({ n })), 'long polling: in order, none lost or repeated')
 })
