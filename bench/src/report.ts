@@ -120,6 +120,37 @@ function requestTable (result: GroupResult): string[] {
   return lines
 }
 
+/** One line per table: rt's figure, its best peer, and the ratios against that peer and the ceiling. */
+function summary (results: Results): string[] {
+  const lines = [
+    '| scenario | rt | rt status | rt p99 ms | best peer | rt ÷ best peer | rt ÷ best peer (per CPU-s) | rt ÷ ceiling | rt ÷ ceiling (per CPU-s) |',
+    '|---|---:|---|---:|---|---:|---:|---:|---:|'
+  ]
+  for (const scenario of results.scenarios) {
+    for (const result of scenario.groups) {
+      const { group } = result
+      const rt = result.rows.find((r) => r.target === group.rt)
+      if (rt === undefined) continue
+      const storm = group.kind === 'storm'
+      const unit = group.kind === 'requests' ? 'req/s' : storm ? 'ms to catch up' : 'msg/s'
+      const figure = storm ? rt.catchUpMs : main(group, rt)
+      // Floors (a bare Fastify route) stand in where a scenario has no peer.
+      const peers = result.rows.filter((r) => r !== rt && !r.target.startsWith('rt-') && r.target !== group.ceiling)
+      const ok = peers.filter((r) => r.status === 'ok')
+      const pick = (r: Row): number => (storm ? -(r.catchUpMs ?? Number.POSITIVE_INFINITY) : main(group, r) ?? 0)
+      const best = ok.sort((a, b) => pick(b) - pick(a))[0]
+      const failedPeers = peers.filter((r) => r.status.startsWith('FAIL')).map((r) => `${r.label} FAIL`)
+      const peerText = best === undefined ? (failedPeers.length > 0 ? failedPeers.join('; ') : '—') : [best.label, ...failedPeers].join('; ')
+      const ceiling = result.rows.find((r) => r.target === group.ceiling)
+      const peerRatios = best === undefined ? {} : ratios(result, best)
+      const toPeer = storm ? peerRatios.catchUp : peerRatios.main
+      const toCeiling = ceiling === undefined ? {} : ratios(result, ceiling)
+      lines.push(`| ${scenario.id}: ${group.title} | ${fmt(figure)} ${unit} | ${rt.status} | ${ms(rt.p99)} | ${peerText} | ${showRatio(toPeer)} | ${showRatio(peerRatios.cpu)} | ${showRatio(storm ? toCeiling.catchUp : toCeiling.main)} | ${showRatio(toCeiling.cpu)} |`)
+    }
+  }
+  return lines
+}
+
 export function markdown (results: Results): string {
   const m = results.machine
   const lines = [
@@ -132,6 +163,12 @@ export function markdown (results: Results): string {
     'Server, load generators (2 processes) and autocannon share the machine\'s cores on 127.0.0.1. "rt ÷ this" > 1 means rt is ahead.',
     'A row whose status is FAIL lost or duplicated messages (or clients never connected): its speed does not count.',
     'CPU % is the server process only (100 % = one core). KB/conn: server RSS growth over the empty server, per connection (idle: connected, nothing published; load: peak while publishing).',
+    '',
+    '## Summary',
+    '',
+    'rt\'s main row of every table against the best peer that lost nothing and against the ceiling (storm: catch-up speed). Details per scenario below.',
+    '',
+    ...summary(results),
     ''
   ]
   for (const scenario of results.scenarios) {
