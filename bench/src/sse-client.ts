@@ -11,7 +11,7 @@ export function extractPayload (data: string): Payload | undefined {
   } catch {
     return undefined
   }
-  if (typeof value !== 'object' || value === null) return undefined
+  // A JSON text holding `"s":` (a quote outside any string) parses to an object or an array, never to null or a primitive.
   const record = value as { s?: unknown; t?: unknown; message?: unknown }
   if (typeof record.s === 'number' && typeof record.t === 'number') return record as Payload
   const message = record.message as { s?: unknown; t?: unknown } | null | undefined

@@ -168,7 +168,8 @@ t.test('an SSE client waits for its ready marker, and times out on a server that
       return
     }
     response.writeHead(200, { 'content-type': 'text/event-stream' })
-    if (request.url === '/confirm') response.write('data: {"type":"welcome"}\n\ndata: {"type":"confirm_subscription"}\n\ndata: {"type":"confirm_subscription"}\ndata: more\n\n')
+    // Fields with and without the optional space after the colon.
+    if (request.url === '/confirm') response.write('data: {"type":"welcome"}\n\nid:x1\ndata:{"type":"confirm_subscription"}\n\nid: x2\ndata: {"type":"confirm_subscription"}\ndata: more\n\n')
     else response.write(':\n\n')
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
@@ -180,6 +181,8 @@ t.test('an SSE client waits for its ready marker, and times out on a server that
   const client = (path: string): SseClient => new SseClient(new ClientTracker(0), new Histogram(), { port, path, readyMarker: 'confirm_subscription', maxReconnects: 0 }, () => undefined)
   const confirmed = client('/confirm')
   await t.resolves(confirmed.open(2000))
+  await waitFor(() => confirmed.lastEventId === 'x2')
+  t.equal(confirmed.lastEventId, 'x2', 'the last id: field, space or not')
   confirmed.close()
   const silent = client('/silent')
   await t.rejects(silent.open(100), /not ready in time/)
