@@ -15,6 +15,8 @@ export function pubsubIdentifier (stream: string): string {
  */
 export class RtLongPollClient extends PollLoopBase {
   private pollId: string | undefined
+  /** From the welcome: restores the session (its cursors) if the server expired it between two polls. */
+  private sid: string | undefined
 
   constructor (tracker: ClientTracker, context: PollContext, private readonly path: string, private readonly stream: string) {
     super(tracker, context)
@@ -24,13 +26,14 @@ export class RtLongPollClient extends PollLoopBase {
     let confirmed = false
     for (const line of body.split('\n')) {
       if (line === '') continue
-      let message: { type?: string; message?: Payload }
+      let message: { type?: string; message?: Payload; sid?: string }
       try {
-        message = JSON.parse(line) as { type?: string; message?: Payload }
+        message = JSON.parse(line) as { type?: string; message?: Payload; sid?: string }
       } catch {
         continue
       }
-      if (message.type === 'confirm_subscription') confirmed = true
+      if (message.type === 'welcome' && typeof message.sid === 'string') this.sid = message.sid
+      else if (message.type === 'confirm_subscription') confirmed = true
       else if (message.type === 'reject_subscription') throw new Error('subscription rejected')
       else if (typeof message.message === 'object' && message.message !== null && typeof message.message.s === 'number') this.deliver(message.message)
     }
@@ -56,7 +59,23 @@ export class RtLongPollClient extends PollLoopBase {
 
   protected async poll (): Promise<void> {
     const answer = await this.request('POST', this.path, { 'x-anycable-poll-id': this.pollId ?? '' })
+    if (answer.status === 401 && this.sid !== undefined) return this.restore()
     if (answer.status !== 200) throw new Error(`poll answered ${answer.status}`)
+    this.receiveLines(answer.body)
+  }
+
+  /**
+   * The server expired the session (no poll within its keepalive timeout, e.g.
+   * an overloaded load process): reconnect with `X-AnyCable-Restore-SID`, as
+   * AnyCable's client does, so the session resumes from its cursors.
+   */
+  private async restore (): Promise<void> {
+    this.reconnects++
+    const answer = await this.request('POST', this.path, { 'content-type': 'text/plain', 'x-anycable-restore-sid': this.sid ?? '' })
+    if (answer.status !== 200) throw new Error(`restore answered ${answer.status}`)
+    const id = answer.headers['x-anycable-poll-id']
+    if (typeof id !== 'string') throw new Error('no X-Anycable-Poll-ID')
+    this.pollId = id
     this.receiveLines(answer.body)
   }
 }
