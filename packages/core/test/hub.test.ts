@@ -4,6 +4,7 @@ import type { HubOptions } from '../src/hub/hub.js'
 import { parseJsonl } from '../src/hub/commands.js'
 import { buildIdentifier, pingMessage, type DataMessage } from '../src/hub/protocol.js'
 import { decodeIdentifier, type Session } from '../src/hub/session.js'
+import type { MemoryBroker } from '../src/memory-broker.js'
 import { MemorySessionStore } from '../src/session-store.js'
 import { signStream } from '../src/signing.js'
 import { makeHub, RecordingSink, request, tick } from './helpers.js'
@@ -44,6 +45,19 @@ const channels: Channels = {
   Plain: {}
 }
 const unsubscribedCalls: string[] = []
+
+/** Makes the broker's history reads wait until `release()`, to pin what happens meanwhile. */
+function gateHistory(broker: MemoryBroker): { release: () => void; restore: () => void } {
+  const history = broker.history.bind(broker)
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  broker.history = async (stream, query) => {
+    const result = await history(stream, query)
+    await gate
+    return result
+  }
+  return { release, restore: () => { broker.history = history } }
+}
 
 async function connect(hub: ReturnType<typeof makeHub>['hub'], options: Parameters<typeof hub.connect>[2] = {}): Promise<{ session: Session; sink: RecordingSink }> {
   const sink = new RecordingSink()
@@ -500,14 +514,7 @@ t.test('live messages published while a stream is caught up are held, then deliv
   await connected.session.confirm()
   await broker.publish('chat_a', 1)
   await broker.publish('chat_a', 2)
-  const history = broker.history.bind(broker)
-  let release!: () => void
-  const gate = new Promise<void>((resolve) => { release = resolve })
-  broker.history = async (stream, query) => {
-    const result = await history(stream, query)
-    await gate
-    return result
-  }
+  const { release, restore } = gateHistory(broker)
   const sink = new RecordingSink()
   const resuming = hub.resume(connected.session.sid, sink)
   await tick()
@@ -516,7 +523,7 @@ t.test('live messages published while a stream is caught up are held, then deliv
   t.same(sink.messages, [], 'held back while history is read')
   release()
   const session = await resuming
-  broker.history = history
+  restore()
   t.same(sink.messages.map((m) => (m as DataMessage).message), [1, 2, 3, 4])
   session!.detach()
 })
@@ -529,14 +536,7 @@ t.test('a session detached during catch-up stops there', async (t) => {
   connected.session.detach()
   await connected.session.confirm()
   await broker.publish('chat_a', 1)
-  const history = broker.history.bind(broker)
-  let release!: () => void
-  const gate = new Promise<void>((resolve) => { release = resolve })
-  broker.history = async (stream, query) => {
-    const result = await history(stream, query)
-    await gate
-    return result
-  }
+  const { release, restore } = gateHistory(broker)
   const sink = new RecordingSink()
   let session: Session | undefined
   const resuming = hub.resume(connected.session.sid, { send: (o) => sink.send(o) }).then((s) => { session = s })
@@ -546,7 +546,7 @@ t.test('a session detached during catch-up stops there', async (t) => {
   held.detach()
   release()
   await resuming
-  broker.history = history
+  restore()
   t.same(sink.messages, [])
   t.ok(session)
   t.equal(hub.listeners('chat_a'), 0)

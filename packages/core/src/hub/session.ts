@@ -200,8 +200,8 @@ export class Session {
   }
 
   private async unsubscribe(identifier: string): Promise<CommandResult> {
-    const subscription = this.state.subscriptions[identifier]
-    if (subscription === undefined || !Object.hasOwn(this.state.subscriptions, identifier)) return fail('unknown subscription')
+    const subscription = this.subscription(identifier)
+    if (subscription === undefined) return fail('unknown subscription')
     delete this.state.subscriptions[identifier]
     await this.callUnsubscribed(identifier, subscription)
     await this.syncStreams()
@@ -210,8 +210,8 @@ export class Session {
   }
 
   private async perform(identifier: string, data: string): Promise<CommandResult> {
-    const subscription = this.state.subscriptions[identifier]
-    if (subscription === undefined || !Object.hasOwn(this.state.subscriptions, identifier)) return fail('unknown subscription')
+    const subscription = this.subscription(identifier)
+    if (subscription === undefined) return fail('unknown subscription')
     let payload: unknown
     try {
       payload = JSON.parse(data)
@@ -244,8 +244,8 @@ export class Session {
   }
 
   private async history(identifier: string, request: HistoryRequest): Promise<CommandResult> {
-    const subscription = this.state.subscriptions[identifier]
-    if (subscription === undefined || !Object.hasOwn(this.state.subscriptions, identifier)) return fail('unknown subscription')
+    const subscription = this.subscription(identifier)
+    if (subscription === undefined) return fail('unknown subscription')
     const since = request.since ?? 0
     if (since <= 0 && request.streams === undefined) return fail('empty history request')
     const backlog: StreamMessage[] = []
@@ -277,6 +277,11 @@ export class Session {
     for (const message of missed) this.emit(broadcastReply(identifier, message), message)
     this.emit({ type: 'confirm_history', identifier })
     return OK
+  }
+
+  /** The subscription of an identifier (own keys only: identifiers come from clients). */
+  private subscription(identifier: string): StoredSubscription | undefined {
+    return Object.hasOwn(this.state.subscriptions, identifier) ? this.state.subscriptions[identifier] : undefined
   }
 
   private context(
