@@ -24,7 +24,10 @@ export async function catchUp(broker: Broker, stream: string, position: StreamPo
   if (result.epoch !== position.epoch) {
     const fresh = await broker.history(stream, { after: { offset: 0, epoch: result.epoch } })
     const start = { offset: 0, epoch: result.epoch }
-    return { messages: fresh.messages, position: advance(start, fresh.messages), gap: true }
+    // A reader that had read nothing of its epoch (a stream that was empty, then dropped) misses
+    // something only if the new epoch lost messages too.
+    const gap = position.offset > 0 || !fresh.complete
+    return { messages: fresh.messages, position: advance(start, fresh.messages), gap }
   }
   return { messages: result.messages, position: advance(position, result.messages), gap: true }
 }

@@ -640,3 +640,19 @@ t.test('subscribe with history: messages published between reading the position 
   broker.position = position
   t.same(sink.messages.slice(3).map((m) => (m as DataMessage).message ?? m.type), [2, 3, 'confirm_history', 4])
 })
+
+t.test('pull sessions are told when history no longer covers their position', async (t) => {
+  const { MemoryBroker } = await import('../src/memory-broker.js')
+  const broker = new MemoryBroker({ historyLimit: 2 })
+  const { hub } = makeHub(t, { channels, broker })
+  const connected = await hub.connect(request(), new RecordingSink(), { mode: 'pull' })
+  if (!('session' in connected)) throw new Error('rejected')
+  await connected.session.handle({ command: 'subscribe', identifier: chat })
+  connected.session.detach()
+  await connected.session.confirm()
+  for (let i = 1; i <= 5; i++) await broker.publish('chat_a', i)
+  const sink = new RecordingSink()
+  const session = await hub.resume(connected.session.sid, sink)
+  t.same(sink.messages.map((m) => (m as DataMessage).message ?? m.type), ['reject_history', 4, 5])
+  session!.detach()
+})

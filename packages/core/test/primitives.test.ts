@@ -74,3 +74,15 @@ t.test('metrics are created once and reused', async (t) => {
   counter.inc()
   t.match(await metrics.text(), /x_num 3/)
 })
+
+t.test('catchUp: a reader at offset 0 of a vanished epoch has a gap only if the new epoch lost messages', async (t) => {
+  const broker = new MemoryBroker({ historyLimit: 2 })
+  t.teardown(() => broker.close())
+  await broker.publish('s', 1)
+  const kept = await catchUp(broker, 's', { offset: 0, epoch: 'vanished' })
+  t.equal(kept.gap, false)
+  t.same(kept.messages.map((m) => m.data), [1])
+  for (let i = 2; i <= 4; i++) await broker.publish('s', i)
+  const lost = await catchUp(broker, 's', { offset: 0, epoch: 'vanished' })
+  t.equal(lost.gap, true)
+})

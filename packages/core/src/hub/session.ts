@@ -371,6 +371,10 @@ export class Session {
         continue
       }
       if (caught !== undefined) {
+        // Messages between the position and what is retained are gone: say so, as a history request would.
+        if (caught.gap) {
+          for (const identifier of this.streamIdentifiers.get(stream)!) this.emit({ type: 'reject_history', identifier })
+        }
         for (const message of caught.messages) this.deliver(message, undefined)
         this.cursor[stream] = caught.position
       }
