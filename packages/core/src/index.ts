@@ -1,6 +1,6 @@
 export * from './broker.js'
 export { MemoryBroker, newEpoch, readHistory, type MemoryBrokerOptions, type RetentionOptions, type RestoredStream } from './memory-broker.js'
-export { catchUp, advance, type CatchUp } from './stream-reader.js'
+export { catchUp, advance, historyAfter, type CatchUp } from './stream-reader.js'
 export { Metrics } from './metrics.js'
 export { signStream, verifySignedStream, safeEqual, hmacHex, deriveBroadcastKey } from './signing.js'
 export { decodeBroadcastData, type BroadcastAuthorizer } from './broadcast.js'

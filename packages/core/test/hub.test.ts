@@ -656,3 +656,17 @@ t.test('pull sessions are told when history no longer covers their position', as
   t.same(sink.messages.map((m) => (m as DataMessage).message ?? m.type), ['reject_history', 4, 5])
   session!.detach()
 })
+
+t.test('history from offset 0 of a dropped empty stream reads the new epoch from its start', async (t) => {
+  const { hub, broker } = makeHub(t, { publicStreams: true })
+  const identifier = buildIdentifier({ channel: '$pubsub', stream_name: 'quiet' })
+  const first = await connect(hub)
+  await first.session.handle({ command: 'subscribe', identifier })
+  const { epoch } = await broker.position('quiet')
+  await first.session.close()
+  await broker.publish('quiet', 'while away')
+  t.not((await broker.position('quiet')).epoch, epoch, 'the empty stream was dropped: new epoch')
+  const second = await connect(hub)
+  await second.session.handle({ command: 'subscribe', identifier, history: { streams: { quiet: { offset: 0, epoch } } } })
+  t.same(second.sink.messages.slice(2).map((m) => (m as DataMessage).message ?? m.type), ['while away', 'confirm_history'])
+})

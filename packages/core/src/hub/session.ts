@@ -1,6 +1,6 @@
 import type { StreamMessage, StreamPosition } from '../broker.js'
 import type { SessionState, StoredSubscription } from '../session-store.js'
-import { catchUp } from '../stream-reader.js'
+import { catchUp, historyAfter } from '../stream-reader.js'
 import type { Channel, ChannelContext } from './channels.js'
 import { validateCommand, parseCommand, type Command, type HistoryRequest } from './commands.js'
 import type { Hub } from './hub.js'
@@ -253,7 +253,7 @@ export class Session {
       for (const stream of subscription.streams) {
         const position = request.streams !== undefined && Object.hasOwn(request.streams, stream) ? request.streams[stream] : undefined
         if (position !== undefined) {
-          const result = await this.hub.broker.history(stream, { after: position })
+          const result = await historyAfter(this.hub.broker, stream, position)
           if (!result.complete) {
             this.emit({ type: 'reject_history', identifier })
             return OK
