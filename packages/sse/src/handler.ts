@@ -130,7 +130,10 @@ export function sseHandler(hub: Hub, options: ResolvedOptions, streams: Streams)
     const onGone = (): void => { gone = true }
     reply.raw.once('close', onGone)
 
-    const result = await hub.connect(request, sink, { mode: 'live', remoteCommands: options.remoteCommands })
+    // Only POST streams (fetch clients such as @rt/client) take commands; an EventSource GET never sends
+    // any, so it costs no control-stream subscription and nothing in the session store.
+    const commandable = options.remoteCommands && request.method === 'POST'
+    const result = await hub.connect(request, sink, { mode: 'live', remoteCommands: commandable, resumable: commandable })
     if ('rejected' in result) {
       reply.raw.off('close', onGone)
       return reply.code(401).send()

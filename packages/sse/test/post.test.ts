@@ -1,5 +1,5 @@
 import t from 'tap'
-import { answer, json, open, startApp } from './helpers.js'
+import { answer, json, open, startApp, subscribed } from './helpers.js'
 
 const subscribe = (identifier: string, history?: unknown): string => JSON.stringify({ command: 'subscribe', identifier, ...(history === undefined ? {} : { history }) })
 const pubsub = (stream: string): string => JSON.stringify({ channel: '$pubsub', stream_name: stream })
@@ -120,4 +120,15 @@ t.test('remoteCommands: false — X-RT-SID is not special', async (t) => {
   t.equal(stream.status, 200, 'a stream opens, as AnyCable')
   t.equal((await stream.next()).event, 'welcome')
   stream.close()
+})
+
+t.test('GET streams take no commands: nothing in the session store, no control stream', async (t) => {
+  const { app, base } = await startApp(t)
+  const store = app.rt.hub.store as unknown as { size: number }
+  const get = await subscribed(`${base}/events?stream=g`)
+  const welcome = get.events.find((e) => e.event === 'welcome')!
+  const { sid } = JSON.parse(welcome.data) as { sid: string }
+  t.equal(store.size, 0)
+  t.equal((await answer(`${base}/events`, { method: 'POST', headers: { 'x-rt-sid': sid }, body: subscribe(pubsub('z')) })).status, 404)
+  get.close()
 })
