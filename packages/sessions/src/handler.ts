@@ -28,17 +28,24 @@ function wantsJson(request: FastifyRequest): boolean {
 export async function sessionRoutes(instance: FastifyInstance, options: ResolvedOptions, registry: SessionRegistry): Promise<void> {
   const allowed = options.allowedOrigins === undefined ? undefined : originMatcher(options.allowedOrigins)
   await instance.register(cors, {
-    // Reflect the Origin (with credentials, so cookies reach `authenticate`), or only allowed ones.
+    // Reflect the Origin, as the original does; credentials (cookies) only for configured origins.
     origin: (origin, callback) => callback(null, allowed === undefined || allowed(origin)),
-    credentials: true,
+    credentials: allowed !== undefined,
     methods: ['GET', 'POST', 'OPTIONS']
   })
-  if (allowed !== undefined) {
-    instance.addHook('onRequest', async (request, reply) => {
-      const origin = request.headers.origin
-      if (origin !== undefined && !allowed(origin)) return refuse(reply, 403, 'origin not allowed')
-    })
-  }
+  instance.addHook('onRequest', async (request, reply) => {
+    const origin = request.headers.origin
+    if (origin === undefined) return
+    if (allowed !== undefined) {
+      if (!allowed(origin)) return refuse(reply, 403, 'origin not allowed')
+      return
+    }
+    // Without allowedOrigins a page on another site must not act with the user's cookies (the browser
+    // would send them along with a simple POST): secure by default.
+    if (request.headers.cookie !== undefined && !sameOrigin(origin, request.headers.host)) {
+      return refuse(reply, 403, 'cross-origin requests with cookies need the allowedOrigins option')
+    }
+  })
   acceptAnyBodyAsText(instance, options.bodyLimit)
   const parseQuery = queryParser(options)
 
@@ -99,4 +106,13 @@ export async function sessionRoutes(instance: FastifyInstance, options: Resolved
     if (session === undefined) return reply
     return reply.header('cache-control', 'no-store').send(await session.run(requests.value))
   })
+}
+
+/** Whether an Origin names the host the request was sent to. */
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  try {
+    return new URL(origin).host === host
+  } catch {
+    return false
+  }
 }

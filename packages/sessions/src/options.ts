@@ -41,9 +41,10 @@ export interface SessionsOptions {
   /**
    * Origins allowed to use the API from a browser (AnyCable's `allowed_origins`
    * rule: `"example.com"`, `"*.example.com"`, `"localhost:3000"`, `["*"]`).
-   * Default: any origin, as the original (CORS headers reflect the request's
-   * Origin, with credentials). When set, a request whose Origin is not allowed
-   * gets 403, so a cross-site form cannot steer a session with the user's cookies.
+   * Default: CORS headers reflect any Origin, as the original does, but without
+   * credentials, and a cross-origin request carrying cookies gets 403 — so a page
+   * on another site can never act with the user's cookies. When set, matching
+   * origins get credentials (cookies reach `authenticate`) and other origins get 403.
    */
   allowedOrigins?: string[]
   /** Most sessions this process holds at once; further new session ids get 503. Default 10000. */
