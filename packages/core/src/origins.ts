@@ -1,3 +1,5 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+
 /**
  * AnyCable's `allowed_origins` rule: an Origin is allowed when its host (with
  * port) equals an entry, or an entry `*.example.com` matches a subdomain of
@@ -37,4 +39,29 @@ export function corsOrigin(allowedOrigins: readonly string[]): '*' | ((origin: s
   if (allowedOrigins.some((entry) => entry.trim() === '*')) return '*'
   const allowed = originMatcher(allowedOrigins)
   return (origin, callback) => callback(null, allowed(origin))
+}
+
+/** Whether an Origin names the host the request was sent to. */
+export function isSameOrigin(origin: string, host: string | undefined): boolean {
+  try {
+    return host !== undefined && new URL(origin).host === host
+  } catch {
+    return false
+  }
+}
+
+/**
+ * An `onRequest` hook that refuses (403) a browser request from another site
+ * unless `allowedOrigins` lets that origin in. Browsers send `Origin` with every
+ * cross-origin POST, including "simple" ones that need no preflight and carry
+ * the user's cookies: without this check a page elsewhere could subscribe or
+ * perform actions as the visitor. Requests without `Origin` (curl, servers) pass.
+ */
+export function originGuard(allowedOrigins: readonly string[] | undefined): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  const allowed = allowedOrigins === undefined ? () => false : originMatcher(allowedOrigins)
+  return async (request, reply) => {
+    const origin = request.headers.origin
+    if (origin === undefined || request.method === 'OPTIONS' || isSameOrigin(origin, request.headers.host) || allowed(origin)) return
+    await reply.code(403).send({ error: 'forbidden', message: 'origin not allowed: add it to allowedOrigins' })
+  }
 }

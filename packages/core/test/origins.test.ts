@@ -40,3 +40,28 @@ t.test('corsOrigin: * literally, or a matcher', async (t) => {
   origin('https://b.test', (_error, allow) => answers.push(allow))
   t.same(answers, [true, false])
 })
+
+t.test('originGuard: same origin, allowed origins and non-browsers pass; other sites get 403', async (t) => {
+  const Fastify = (await import('fastify')).default
+  const { originGuard } = await import('../src/origins.js')
+  const make = async (allowed: string[] | undefined) => {
+    const app = Fastify()
+    app.addHook('onRequest', originGuard(allowed))
+    app.all('/x', async () => 'ok')
+    t.teardown(() => app.close())
+    return app
+  }
+  const closed = await make(undefined)
+  const status = async (app: Awaited<ReturnType<typeof make>>, headers: Record<string, string>, method: 'POST' | 'OPTIONS' = 'POST') =>
+    (await app.inject({ method, url: '/x', headers: { host: 'rt.test', ...headers } })).statusCode
+  t.equal(await status(closed, {}), 200, 'no Origin')
+  t.equal(await status(closed, { origin: 'https://rt.test' }), 200, 'same origin')
+  t.equal(await status(closed, { origin: 'https://evil.test' }), 403)
+  t.equal(await status(closed, { origin: 'null' }), 403)
+  t.equal(await status(closed, { origin: 'https://evil.test' }, 'OPTIONS'), 200, 'preflights are CORS\'s business')
+  const open = await make(['app.test'])
+  t.equal(await status(open, { origin: 'https://app.test' }), 200)
+  t.equal(await status(open, { origin: 'https://evil.test' }), 403)
+  const { isSameOrigin } = await import('../src/origins.js')
+  t.equal(isSameOrigin('https://a.test', undefined), false)
+})

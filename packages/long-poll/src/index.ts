@@ -1,5 +1,5 @@
 import cors from '@fastify/cors'
-import { acceptAnyBodyAsText, corsOrigin } from '@rt/core'
+import { acceptAnyBodyAsText, corsOrigin, originGuard } from '@rt/core'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { HeadersSchema, POLL_ID_HEADER, QuerySchema, longPollHandler, type LongPollRequest } from './handler.js'
@@ -34,6 +34,8 @@ async function longPollPlugin(fastify: FastifyInstance, raw: LongPollOptions): P
   // Own context under the path: any Content-Type is text here only, and CORS
   // (whose preflight route is `*` of its context) stays on this endpoint.
   await fastify.register(async (instance) => {
+    // Pages on other sites may not connect or send commands with the visitor's cookies.
+    instance.addHook('onRequest', originGuard(options.allowedOrigins))
     acceptAnyBodyAsText(instance, options.maxRequestSize)
     // CORS is off unless allowedOrigins says which other origins may poll.
     if (options.allowedOrigins !== undefined) await instance.register(cors, corsOptions(options.allowedOrigins))

@@ -92,6 +92,7 @@ t.test('CORS: off by default; X-Anycable-Poll-ID exposed and allowed in prefligh
   const none = await serve(t)
   const plain = await post(none.url, undefined, { origin: 'https://app.example' })
   t.equal(plain.headers.get('access-control-allow-origin'), null, 'CORS is off by default')
+  t.equal(plain.status, 403, 'and another site cannot connect with the visitor\'s cookies (a simple POST needs no preflight)')
   const open = await serve(t, { ...FAST, allowedOrigins: ['*'] })
   const preflight = await fetch(open.url, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-anycable-poll-id' } })
   t.equal(preflight.status, 204)
@@ -107,6 +108,7 @@ t.test('CORS: off by default; X-Anycable-Poll-ID exposed and allowed in prefligh
   t.equal(allowed.headers.get('access-control-allow-credentials'), 'true')
   const other = await post(closed.url, undefined, { origin: 'https://evil.test' })
   t.equal(other.headers.get('access-control-allow-origin'), null)
+  t.equal(other.status, 403)
 })
 
 t.test('options are checked at registration', async (t) => {

@@ -1,7 +1,7 @@
 import cors from '@fastify/cors'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { acceptAnyBodyAsText, corsOrigin } from '@rt/core'
+import { acceptAnyBodyAsText, corsOrigin, originGuard } from '@rt/core'
 import { sseHandler, Streams } from './handler.js'
 import { resolveOptions, type RtSseOptions } from './options.js'
 
@@ -31,6 +31,8 @@ async function rtSsePlugin(fastify: FastifyInstance, given: RtSseOptions): Promi
         optionsSuccessStatus: 200
       })
     }
+    // Pages on other sites may not open streams or send commands with the visitor's cookies.
+    instance.addHook('onRequest', originGuard(options.allowedOrigins))
     acceptAnyBodyAsText(instance, options.bodyLimit)
     instance.route({
       method: ['GET', 'POST', 'OPTIONS', 'PUT', 'PATCH', 'DELETE', 'HEAD'],

@@ -59,8 +59,11 @@ t.test('the done-check: welcome, confirmation, pings, and a broadcast with its i
 
 t.test('headers as AnyCable sends them; no CORS unless allowedOrigins is set', async (t) => {
   const { base } = await startApp(t)
-  const stream = await open(`${base}/events?stream=s`, { headers: { origin: 'https://app.example.com' } })
-  t.equal(stream.status, 200)
+  const foreign = await open(`${base}/events?stream=s`, { headers: { origin: 'https://app.example.com' } })
+  t.equal(foreign.status, 403, 'another site gets 403 without allowedOrigins')
+  foreign.close()
+  const stream = await open(`${base}/events?stream=s`, { headers: { origin: base } })
+  t.equal(stream.status, 200, 'a same-origin page')
   t.match(stream.headers, {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'private, no-cache, no-store, must-revalidate, max-age=0, no-transform',
@@ -213,7 +216,7 @@ t.test('CORS: allowedOrigins with AnyCable matching, preflight allows Last-Event
   t.notOk('access-control-allow-origin' in denied.headers)
   for (const [origin, allowed] of [['http://example.com', true], ['http://localhost:3000', true], ['http://localhost:4000', false], ['https://rt.test.evil.com', false]] as const) {
     const stream = await open(`${base}/events?stream=s`, { headers: { origin } })
-    t.equal(stream.status, 200)
+    t.equal(stream.status, allowed ? 200 : 403, `${origin}: other sites may not open streams with the visitor's cookies`)
     t.equal(stream.headers['access-control-allow-origin'], allowed ? origin : undefined, origin)
     stream.close()
   }
