@@ -59,6 +59,16 @@ function gateHistory(broker: MemoryBroker): { release: () => void; restore: () =
   return { release, restore: () => { broker.history = history } }
 }
 
+/** A pull session subscribed to `chat`, between two requests (detached, confirmed). */
+async function pullSession(hub: ReturnType<typeof makeHub>['hub']): Promise<{ session: Session }> {
+  const connected = await hub.connect(request(), new RecordingSink(), { mode: 'pull' })
+  if (!('session' in connected)) throw new Error('rejected')
+  await connected.session.handle({ command: 'subscribe', identifier: chat })
+  connected.session.detach()
+  await connected.session.confirm()
+  return connected
+}
+
 async function connect(hub: ReturnType<typeof makeHub>['hub'], options: Parameters<typeof hub.connect>[2] = {}): Promise<{ session: Session; sink: RecordingSink }> {
   const sink = new RecordingSink()
   const result = await hub.connect(request(), sink, options)
@@ -507,11 +517,7 @@ t.test('failures inside the hub are logged and contained', async (t) => {
 
 t.test('live messages published while a stream is caught up are held, then delivered once, in order', async (t) => {
   const { hub, broker } = makeHub(t, { channels })
-  const connected = await hub.connect(request(), new RecordingSink(), { mode: 'pull' })
-  if (!('session' in connected)) throw new Error('rejected')
-  await connected.session.handle({ command: 'subscribe', identifier: chat })
-  connected.session.detach()
-  await connected.session.confirm()
+  const connected = await pullSession(hub)
   await broker.publish('chat_a', 1)
   await broker.publish('chat_a', 2)
   const { release, restore } = gateHistory(broker)
@@ -530,11 +536,7 @@ t.test('live messages published while a stream is caught up are held, then deliv
 
 t.test('a session detached during catch-up stops there', async (t) => {
   const { hub, broker } = makeHub(t, { channels })
-  const connected = await hub.connect(request(), new RecordingSink(), { mode: 'pull' })
-  if (!('session' in connected)) throw new Error('rejected')
-  await connected.session.handle({ command: 'subscribe', identifier: chat })
-  connected.session.detach()
-  await connected.session.confirm()
+  const connected = await pullSession(hub)
   await broker.publish('chat_a', 1)
   const { release, restore } = gateHistory(broker)
   const sink = new RecordingSink()
@@ -645,11 +647,7 @@ t.test('pull sessions are told when history no longer covers their position', as
   const { MemoryBroker } = await import('../src/memory-broker.js')
   const broker = new MemoryBroker({ historyLimit: 2 })
   const { hub } = makeHub(t, { channels, broker })
-  const connected = await hub.connect(request(), new RecordingSink(), { mode: 'pull' })
-  if (!('session' in connected)) throw new Error('rejected')
-  await connected.session.handle({ command: 'subscribe', identifier: chat })
-  connected.session.detach()
-  await connected.session.confirm()
+  const connected = await pullSession(hub)
   for (let i = 1; i <= 5; i++) await broker.publish('chat_a', i)
   const sink = new RecordingSink()
   const session = await hub.resume(connected.session.sid, sink)
