@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Channels } from '../src/hub/channels.js'
-import type { HubOptions } from '../src/hub/hub.js'
+import { newSessionId, type HubOptions } from '../src/hub/hub.js'
 import { parseJsonl } from '../src/hub/commands.js'
 import { buildIdentifier, pingMessage, type DataMessage } from '../src/hub/protocol.js'
 import { decodeIdentifier, type Session } from '../src/hub/session.js'
@@ -667,4 +667,23 @@ t.test('history from offset 0 of a dropped empty stream reads the new epoch from
   const second = await connect(hub)
   await second.session.handle({ command: 'subscribe', identifier, history: { streams: { quiet: { offset: 0, epoch } } } })
   t.same(second.sink.messages.slice(2).map((m) => (m as DataMessage).message ?? m.type), ['while away', 'confirm_history'])
+})
+
+t.test('history replayed to many sessions is encoded once per message (shared replies)', async (t) => {
+  const { hub, broker } = makeHub(t, { channels })
+  for (let i = 1; i <= 3; i++) await broker.publish('chat_a', i)
+  const epoch = (await broker.position('chat_a')).epoch
+  let encodings = 0
+  const encoder = (message: unknown): string => { encodings++; return JSON.stringify(message) }
+  for (let i = 0; i < 50; i++) {
+    const result = await hub.connect(request(), { send: (outgoing) => { outgoing.encode(encoder) } }, { mode: 'pull' })
+    if (!('session' in result)) throw new Error('rejected')
+    await result.session.handle({ command: 'subscribe', identifier: chat, history: { streams: { chat_a: { offset: 0, epoch } } } })
+    result.session.detach()
+  }
+  // 3 history messages once, plus each session's own welcome, confirmation, transmission and confirm_history.
+  t.equal(encodings, 3 + 50 * 4)
+  const ids = new Set(Array.from({ length: 1000 }, () => newSessionId()))
+  t.equal(ids.size, 1000, 'pooled ids are all distinct')
+  t.ok([...ids].every((id) => /^[A-Za-z0-9_-]{22}$/.test(id)), '22 URL-safe characters each')
 })

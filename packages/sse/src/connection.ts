@@ -133,7 +133,7 @@ export class SseConnection {
   }
 
   private ping(): void {
-    this.write(this.options.raw ? COMMENT_PING : Buffer.from(serialize({ event: 'ping', data: JSON.stringify(pingMessage()) })))
+    this.write(this.options.raw ? COMMENT_PING : pingFrame())
   }
 
   private write(chunk: Buffer): void {
@@ -161,7 +161,12 @@ export class SseConnection {
     const { stream_id: stream, epoch, offset } = message as { stream_id: string; epoch: string; offset: number }
     const known = this.written.get(stream)
     // History replayed after live messages (a later `history` command) never moves the cursor back.
-    if (known === undefined || known.epoch !== epoch || offset > known.offset) this.written.set(stream, { offset, epoch })
+    // Updated in place: this runs per connection per message.
+    if (known === undefined) this.written.set(stream, { offset, epoch })
+    else if (known.epoch !== epoch || offset > known.offset) {
+      known.offset = offset
+      known.epoch = epoch
+    }
     return this.options.cursor.streams()
   }
 
@@ -181,4 +186,15 @@ export class SseConnection {
     this.pingTimer = undefined
     this.options.onEnd()
   }
+}
+
+let lastPing: { second: number; frame: Buffer } | undefined
+
+/** The ping frame of the current second, encoded once for every connection that pings in it. */
+function pingFrame(): Buffer {
+  const message = pingMessage()
+  if (lastPing?.second !== message.message) {
+    lastPing = { second: message.message, frame: Buffer.from(serialize({ event: 'ping', data: JSON.stringify(message) })) }
+  }
+  return lastPing.frame
 }

@@ -159,13 +159,15 @@ export function sseHandler(hub: Hub, options: ResolvedOptions, streams: Streams)
     }
 
     const starts = startPositions(held)
+    let connectionStreams: string[] | undefined
     const opened = new SseConnection(reply.raw, {
       format,
       raw,
       pingInterval: options.pingInterval,
       maxBufferedBytes: options.maxBufferedBytes,
       cursor: {
-        streams: () => streamsOf(session),
+        // A GET's streams are fixed once it is open (it takes no commands): computed once, not per message.
+        streams: () => (connectionStreams ??= streamsOf(session)),
         start: (stream) => starts.get(stream) ?? session.state.positions[stream]
       },
       onEnd: () => {

@@ -47,9 +47,24 @@ export interface ConnectOptions {
   resumable?: boolean
 }
 
-/** 128 random bits, URL-safe: unguessable, since a sid can restore a session without authentication. */
+const ID_BYTES = 16
+const POOL_SIZE = 256 * ID_BYTES
+let pool = Buffer.alloc(0)
+let poolOffset = POOL_SIZE
+
+/**
+ * 128 random bits, URL-safe: unguessable, since a sid can restore a session
+ * without authentication. Drawn from a pooled CSPRNG buffer (one system call per
+ * 256 ids) because connects are a hot path.
+ */
 export function newSessionId(): string {
-  return randomBytes(16).toString('base64url')
+  if (poolOffset >= POOL_SIZE) {
+    pool = randomBytes(POOL_SIZE)
+    poolOffset = 0
+  }
+  const id = pool.toString('base64url', poolOffset, poolOffset + ID_BYTES)
+  poolOffset += ID_BYTES
+  return id
 }
 
 /**
@@ -216,11 +231,9 @@ export class Hub {
   }
 
   private dispatch(sessions: Set<Session>, message: StreamMessage): void {
-    // One Outgoing per identifier, shared by all sessions: each wire format encodes it once.
-    const shared = new Map<string, Outgoing>()
     for (const session of sessions) {
       try {
-        session.receive(message, shared)
+        session.receive(message)
       } catch (error) {
         this.logError(error, 'delivering a broadcast failed')
       }

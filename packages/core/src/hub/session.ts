@@ -140,10 +140,10 @@ export class Session {
   }
 
   /** Called by the hub's fan-out with a live message of a joined stream. */
-  receive(message: StreamMessage, shared: Map<string, Outgoing>): void {
+  receive(message: StreamMessage): void {
     const held = this.held.get(message.stream)
     if (held !== undefined) held.push(message)
-    else this.deliver(message, shared)
+    else this.deliver(message)
   }
 
   private async run(input: unknown): Promise<CommandResult> {
@@ -274,7 +274,7 @@ export class Session {
       return start === undefined || start.epoch !== message.epoch || message.offset <= start.offset
     })
     missed.sort((a, b) => a.timestamp - b.timestamp)
-    for (const message of missed) this.emit(broadcastReply(identifier, message), message)
+    for (const message of missed) this.emit(replyFor(message, identifier))
     this.emit({ type: 'confirm_history', identifier })
     return OK
   }
@@ -375,7 +375,7 @@ export class Session {
         if (caught.gap) {
           for (const identifier of this.streamIdentifiers.get(stream)!) this.emit({ type: 'reject_history', identifier })
         }
-        for (const message of caught.messages) this.deliver(message, undefined)
+        for (const message of caught.messages) this.deliver(message)
         this.cursor[stream] = caught.position
       }
       this.release(stream)
@@ -388,11 +388,11 @@ export class Session {
     for (const [heldStream, held] of [...this.held]) {
       if (stream !== undefined && heldStream !== stream) continue
       this.held.delete(heldStream)
-      for (const message of held) this.deliver(message, undefined)
+      for (const message of held) this.deliver(message)
     }
   }
 
-  private deliver(message: StreamMessage, shared: Map<string, Outgoing> | undefined): void {
+  private deliver(message: StreamMessage): void {
     const { stream } = message
     if (message.offset > 0) {
       const at = this.cursor[stream]
@@ -402,24 +402,37 @@ export class Session {
     if (message.meta?.exclude_socket === this.sid) return
     /* c8 ignore next -- a stream is left before its subscriptions are forgotten, so it always has identifiers here */
     for (const identifier of this.streamIdentifiers.get(stream) ?? []) {
-      let outgoing = shared?.get(identifier)
-      if (outgoing === undefined) {
-        outgoing = new Outgoing(broadcastReply(identifier, message), message)
-        shared?.set(identifier, outgoing)
-      }
-      this.sink?.send(outgoing)
+      this.sink?.send(replyFor(message, identifier))
     }
   }
 
   /** Sends a control message (or a history backlog message); pull sessions keep it until confirmed. */
-  private emit(message: ServerMessage, source?: StreamMessage): void {
-    if (this.mode === 'pull') this.state.outbox.push(message)
-    this.sink?.send(new Outgoing(message, source))
+  private emit(message: ServerMessage | Outgoing): void {
+    const outgoing = message instanceof Outgoing ? message : new Outgoing(message)
+    if (this.mode === 'pull') this.state.outbox.push(outgoing.message)
+    this.sink?.send(outgoing)
   }
 
   private async persistLive(): Promise<void> {
     if (this.mode === 'live' && this.resumable && !this.closed) await this.hub.persist(this)
   }
+}
+
+/**
+ * The reply of a stream message for one identifier, made once and shared by
+ * every session that receives that message object — live (the broker hands the
+ * same object to the hub's one subscription) or replayed (the memory broker's
+ * history shares its objects) — so each wire format encodes it once. Entries
+ * go with the message when history lets it go.
+ */
+const replies = new WeakMap<StreamMessage, Map<string, Outgoing>>()
+
+function replyFor(message: StreamMessage, identifier: string): Outgoing {
+  let byIdentifier = replies.get(message)
+  if (byIdentifier === undefined) replies.set(message, (byIdentifier = new Map()))
+  let outgoing = byIdentifier.get(identifier)
+  if (outgoing === undefined) byIdentifier.set(identifier, (outgoing = new Outgoing(broadcastReply(identifier, message), message)))
+  return outgoing
 }
 
 /** Decodes a Rails-style identifier: a JSON object with a string `channel`. */
