@@ -191,8 +191,8 @@ export class SseConnection {
 let lastPing: { second: number; frame: Buffer } | undefined
 
 /** The ping frame of the current second, encoded once for every connection that pings in it. */
-function pingFrame(): Buffer {
-  const message = pingMessage()
+export function pingFrame(now = Date.now()): Buffer {
+  const message = pingMessage(now)
   if (lastPing?.second !== message.message) {
     lastPing = { second: message.message, frame: Buffer.from(serialize({ event: 'ping', data: JSON.stringify(message) })) }
   }

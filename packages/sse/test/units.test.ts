@@ -86,3 +86,12 @@ t.test('registration needs @rt/core; a custom path works', async (t) => {
   t.ok(app.hasRoute({ method: 'GET', url: '/cable/sse' }))
   t.notOk(app.hasRoute({ method: 'GET', url: '/events' }))
 })
+
+t.test('one ping frame per second, shared by every connection', async (t) => {
+  const { pingFrame } = await import('../src/connection.js')
+  const first = pingFrame(1_700_000_000_100)
+  t.equal(pingFrame(1_700_000_000_900), first, 'the same second: the same Buffer')
+  const next = pingFrame(1_700_000_001_000)
+  t.not(next, first)
+  t.equal(next.toString(), 'event: ping\ndata: {"type":"ping","message":1700000001}\n\n')
+})
