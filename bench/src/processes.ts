@@ -68,7 +68,12 @@ export class ServerProcess {
   }
 
   async publish (plan: PublishPlan): Promise<PublishReport> {
-    return (await this.ask({ type: 'publish', plan }, 'published', plan.durationMs * 3 + 30_000)).report
+    const limit = plan.durationMs * 3 + 30_000
+    try {
+      return (await this.ask({ type: 'publish', plan }, 'published', limit)).report
+    } catch (error) {
+      throw new Error(`server did not finish ${plan.durationMs / 1000} s of publishing within ${limit / 1000} s (event loop saturated)`, { cause: error })
+    }
   }
 
   async inproc (count: number, maxMs: number): Promise<{ sent: number; ms: number }> {

@@ -167,9 +167,10 @@ export function scenarios (quick: boolean): Scenario[] {
           rt: 'rt-publish-memory',
           ceiling: 'ceiling-publish',
           inproc: [
-            { target: 'rt-publish-memory', label: 'rt, memory broker', count: q(500_000, 50_000), maxMs: q(3000, 1000) },
-            { target: 'rt-publish-redis', label: 'rt, Redis broker (@rt/redis)', count: q(100_000, 10_000), maxMs: q(3000, 1000) },
-            { target: 'ceiling-publish', label: 'ceiling (array push)', count: q(5_000_000, 500_000), maxMs: q(3000, 1000) }
+            // Bounded by time (the counts are only a cap), so every row measures the same window.
+            { target: 'rt-publish-memory', label: 'rt, memory broker', count: 100_000_000, maxMs: q(3000, 500) },
+            { target: 'rt-publish-redis', label: 'rt, Redis broker (@rt/redis)', count: 10_000_000, maxMs: q(3000, 500) },
+            { target: 'ceiling-publish', label: 'ceiling (array push)', count: 1_000_000_000, maxMs: q(3000, 500) }
           ]
         }
       ]

@@ -188,7 +188,7 @@ export const ceilingCategory: TargetFactory = async (options) => {
  * Publish ceiling: `POST /_broadcast` parses the JSON body and appends it to an
  * array; in process, a publish is an array append with an offset.
  */
-export const ceilingPublish: TargetFactory = async (_options: TargetOptions) => {
+export const ceilingPublish: TargetFactory = async (options: TargetOptions) => {
   const log: Array<{ offset: number; data: unknown }> = []
   const server = http.createServer((request, response) => {
     let body = ''
@@ -213,10 +213,11 @@ export const ceilingPublish: TargetFactory = async (_options: TargetOptions) => 
     },
     async inproc (count: number, maxMs: number) {
       const started = now()
-      const own: Array<{ offset: number; data: unknown }> = []
+      // A ring of the last `historyLimit` messages: retention like rt's history, memory bounded.
+      const own: Array<{ offset: number; data: unknown }> = new Array(options.historyLimit)
       let sent = 0
       while (sent < count && (sent % 1024 !== 0 || now() - started < maxMs)) {
-        own.push({ offset: own.length + 1, data: { s: sent } })
+        own[sent % options.historyLimit] = { offset: sent + 1, data: { s: sent } }
         sent++
       }
       return { sent, ms: now() - started }
