@@ -1,4 +1,5 @@
 /** Messages between the orchestrator, the server process and the load processes (over the fork IPC channel). */
+import type { Accounting } from './tracker.js'
 
 /** How a load process talks to the server under test. */
 export type ClientKind =
@@ -35,16 +36,8 @@ export type ToLoad =
   | { type: 'finish'; published: number[]; deadline: number }
   | { type: 'stop' }
 
-export interface LoadResult {
-  clients: number
+export interface LoadResult extends Accounting {
   failedToConnect: number
-  delivered: number
-  expected: number
-  lost: number
-  duplicates: number
-  outOfOrder: number
-  clientsWithLoss: number
-  clientsWithDuplicates: number
   reconnects: number
   errors: number
   /** Poll requests answered after the clients were ready. */

@@ -67,6 +67,12 @@ export const ceilingSse: TargetFactory = async (options) => {
 
 interface Waiter { response: http.ServerResponse; after: number; timer: ReturnType<typeof setTimeout> }
 
+/** A JSON answer with its length: the least a poll answer can cost. */
+function answer(response: http.ServerResponse, body: string): void {
+  response.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+  response.end(body)
+}
+
 /**
  * Long-poll ceiling: `GET /lp?stream=K&after=N` answers the JSON array of
  * messages after N from an in-memory array, or holds until the next publish.
@@ -74,10 +80,6 @@ interface Waiter { response: http.ServerResponse; after: number; timer: ReturnTy
 export const ceilingLongPoll: TargetFactory = async (options) => {
   const encoded: string[][] = []
   const waiting: Waiter[][] = []
-  const answer = (response: http.ServerResponse, body: string): void => {
-    response.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
-    response.end(body)
-  }
   const server = http.createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://x')
     if (url.pathname !== '/lp') {
@@ -135,10 +137,6 @@ export const ceilingLongPoll: TargetFactory = async (options) => {
 export const ceilingCategory: TargetFactory = async (options) => {
   const events: string[][] = []
   const waiting: Waiter[][] = []
-  const answer = (response: http.ServerResponse, body: string): void => {
-    response.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
-    response.end(body)
-  }
   const server = http.createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://x')
     const stream = streamOf(request.url, 'category', options.streamPrefix)
