@@ -1,4 +1,4 @@
-import { acceptAnyBodyAsText, BrokerUnavailableError, Journal, MemoryBroker } from '@rt/core'
+import { acceptAnyBodyAsText, BrokerUnavailableError, isJournalable, Journal, readManifest, requireRtCore } from '@rt/core'
 import type { FastifyError, FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { errorBody, json } from './encoder.js'
@@ -17,11 +17,15 @@ export { parsePublishBody, PublishErrors } from './handler/publish.js'
 export { timeoutTimestamp } from './handler/subscribe.js'
 export { CategoryPollError, type CategoryEvent, type SubscribeOptions, type SubscriptionResponse, type PublishOptions, type PollOptions, type HeaderValues } from './client.js'
 
+/** This package's name and supported `@rt/core` range, for the one-copy check at register. */
+const manifest = readManifest(new URL('../package.json', import.meta.url))
+
 async function categoryPollPlugin(fastify: FastifyInstance, raw: CategoryPollOptions): Promise<void> {
+  requireRtCore(fastify, manifest)
   const options = resolveOptions(raw)
   const { broker } = fastify.rt
   if (options.persistence !== undefined) {
-    if (!(broker instanceof MemoryBroker)) {
+    if (!isJournalable(broker)) {
       throw new TypeError("@rt/category-poll: persistence needs @rt/core's default MemoryBroker (a Redis broker persists on its own)")
     }
     const journal = await Journal.open(broker, {

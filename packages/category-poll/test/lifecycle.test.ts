@@ -1,4 +1,7 @@
 import { rtCore, type Broker } from '@rt/core'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import Fastify from 'fastify'
 import t from 'tap'
 import { categoryPoll } from '../src/index.js'
@@ -114,4 +117,20 @@ t.test('persistence needs the in-memory broker', async (t) => {
   const app = Fastify()
   await app.register(rtCore, { broker: foreign })
   await t.rejects(Promise.resolve(app.register(categoryPoll, { persistence: { file: 'never.jsonl' } }).ready()), /persistence needs @rt\/core's default MemoryBroker/)
+})
+
+t.test('persistence accepts a MemoryBroker from another copy of @rt/core (a duck-typed check, not instanceof)', async (t) => {
+  // The same module loaded under another URL is another instance of the class, as a nested copy of @rt/core would be.
+  const other = await import(`${import.meta.resolve('@rt/core').replace(/index\.js$/, 'memory-broker.js')}?another-copy`) as typeof import('@rt/core')
+  const broker = new other.MemoryBroker()
+  const dir = mkdtempSync(join(tmpdir(), 'rt-category-poll-copy-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(rtCore, { broker })
+  await app.register(categoryPoll, { persistence: { file: join(dir, 'events.jsonl') } })
+  await app.ready()
+  await app.rt.publish('farm', 'oink')
+  await app.close()
+  t.match(readFileSync(join(dir, 'events.jsonl'), 'utf8'), /oink/, 'the journal writes the other copy broker')
 })

@@ -94,6 +94,16 @@ export interface Broker {
 /** Thrown by a broker that cannot accept a call (closed, or its backend is unreachable). */
 export class BrokerUnavailableError extends Error {
   override readonly name = 'BrokerUnavailableError'
+
+  /**
+   * Recognises the error by its name, not its prototype: a broker from another
+   * copy of `@rt/core` (e.g. one nested under `@rt/redis`) throws that copy's class.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // Subclasses keep the usual prototype check.
+    if (this !== BrokerUnavailableError) return Function.prototype[Symbol.hasInstance].call(this, value)
+    return value instanceof Error && value.name === 'BrokerUnavailableError'
+  }
 }
 
 /**

@@ -42,7 +42,7 @@ import { closeSync, createReadStream, existsSync, fsyncSync, openSync, renameSyn
 import { createInterface } from 'node:readline'
 import { Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import type { MessageMeta, StreamMessage } from './broker.js'
+import type { Broker, MessageMeta, StreamMessage } from './broker.js'
 import { newEpoch, type MemoryBroker, type RestoredStream } from './memory-broker.js'
 
 export type { BrokerObserver } from './memory-broker.js'
@@ -401,4 +401,14 @@ export class Journal {
     this.appendedBytes = 0
     return openSync(this.file, 'a')
   }
+}
+
+/**
+ * Whether `broker` can carry a {@link Journal}: core's `MemoryBroker`, from this
+ * or any other copy of `@rt/core` (a duck-typed check, where `instanceof` would
+ * refuse another copy's broker).
+ */
+export function isJournalable(broker: Broker): broker is MemoryBroker {
+  const candidate = broker as Partial<Record<'observe' | 'snapshot' | 'restore', unknown>>
+  return typeof candidate.observe === 'function' && typeof candidate.snapshot === 'function' && typeof candidate.restore === 'function'
 }

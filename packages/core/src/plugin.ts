@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import type { Broker, PublishOptions, StreamMessage } from './broker.js'
 import { broadcastEndpoint } from './broadcast.js'
 import { Hub } from './hub/hub.js'
+import { brandRtCore } from './identity.js'
 import { MemoryBroker } from './memory-broker.js'
 import { MemorySessionStore } from './session-store.js'
 import { Metrics } from './metrics.js'
@@ -93,6 +94,7 @@ async function rtCorePlugin(fastify: FastifyInstance, options: RtCoreOptions): P
     hub,
     publish: (stream, data, publishOptions) => broker.publish(stream, data, publishOptions)
   }
+  brandRtCore(rt)
   fastify.decorate('rt', rt)
 
   if (broadcast !== false) {

@@ -1,5 +1,5 @@
 import cors from '@fastify/cors'
-import { acceptAnyBodyAsText, corsOrigin, originGuard } from '@rt/core'
+import { acceptAnyBodyAsText, corsOrigin, originGuard, readManifest, requireRtCore } from '@rt/core'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { HeadersSchema, POLL_ID_HEADER, QuerySchema, longPollHandler, type LongPollRequest } from './handler.js'
@@ -27,7 +27,11 @@ function corsOptions(allowedOrigins: string[]): Parameters<typeof cors>[1] {
   }
 }
 
+/** This package's name and supported `@rt/core` range, for the one-copy check at register. */
+const manifest = readManifest(new URL('../package.json', import.meta.url))
+
 async function longPollPlugin(fastify: FastifyInstance, raw: LongPollOptions): Promise<void> {
+  requireRtCore(fastify, manifest)
   const options = resolveOptions(raw)
   const sessions = new LongPollSessions(fastify.rt.hub, options, fastify.rt.metrics, fastify.log)
   const handler = longPollHandler(sessions)

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { readManifest, requireRtCore } from '@rt/core'
 import { sessionRoutes } from './handler.js'
 import { resolveOptions, type SessionsOptions } from './options.js'
 import { SessionRegistry } from './registry.js'
@@ -19,7 +20,11 @@ declare module 'fastify' {
   }
 }
 
+/** This package's name and supported `@rt/core` range, for the one-copy check at register. */
+const manifest = readManifest(new URL('../package.json', import.meta.url))
+
 async function sessionsPlugin(fastify: FastifyInstance, options: SessionsOptions): Promise<void> {
+  requireRtCore(fastify, manifest)
   const resolved = resolveOptions(options)
   if (fastify.hasDecorator('rtSessions')) throw new TypeError('@rt/sessions: already registered on this instance')
   const registry = new SessionRegistry(fastify.rt.hub, resolved, fastify.rt.metrics)

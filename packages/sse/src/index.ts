@@ -1,7 +1,7 @@
 import cors from '@fastify/cors'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { acceptAnyBodyAsText, corsOrigin, originGuard } from '@rt/core'
+import { acceptAnyBodyAsText, corsOrigin, originGuard, readManifest, requireRtCore } from '@rt/core'
 import { sseHandler, Streams } from './handler.js'
 import { resolveOptions, type RtSseOptions } from './options.js'
 
@@ -12,7 +12,11 @@ export { encodeGetFrame, encodePostFrame, RETRY_NO_RECONNECT } from './encoder.j
 /** Request headers a cross-origin client may send: AnyCable's list, plus `Last-Event-ID` and rt's `X-RT-SID`. */
 const ALLOWED_HEADERS = 'Origin, X-Requested-With, X-Request-ID, Content-Type, Accept, X-CSRF-Token, Authorization, Last-Event-ID, X-RT-SID'
 
+/** This package's name and supported `@rt/core` range, for the one-copy check at register. */
+const manifest = readManifest(new URL('../package.json', import.meta.url))
+
 async function rtSsePlugin(fastify: FastifyInstance, given: RtSseOptions): Promise<void> {
+  requireRtCore(fastify, manifest)
   const options = resolveOptions(given)
   const { hub, metrics } = fastify.rt
   const streams = new Streams(metrics.gauge('sse_clients_num', 'Open SSE connections'))
