@@ -6,7 +6,7 @@ import { rtCore } from '@rt/core'
 import { rtSessions } from '@rt/sessions'
 import { rtSse } from '@rt/sse'
 import { rtLongPoll } from '@rt/long-poll'
-import { categoryPoll } from '@rt/category-poll'
+import { rtCategoryPoll } from '@rt/category-poll'
 import { RedisBroker, RedisSessionStore } from '@rt/redis'
 import { ChatChannel } from './chat-channel.js'
 import type { ExampleConfig } from './config.js'
@@ -74,7 +74,7 @@ export async function buildApp(config: ExampleConfig, options: { logger?: boolea
 
   // --- @rt/category-poll: golongpoll-compatible category long polling under /category --
   // Category X is stream X: a /_broadcast to stream X is a category X event, and back.
-  await app.register(categoryPoll, { prefix: '/category', enablePublish: true, publishKey: config.broadcastKey })
+  await app.register(rtCategoryPoll, { prefix: '/category', enablePublish: true, publishKey: config.broadcastKey })
   endpoints.push({ method: 'GET', path: '/category/events', what: 'golongpoll subscribe: ?category=&timeout=&since_time=&last_id=' })
   endpoints.push({ method: 'POST', path: '/category/publish', what: 'golongpoll publish: {"category","data"} with Authorization: Bearer <key>' })
   // --- end @rt/category-poll ------------------------------------------------------------
