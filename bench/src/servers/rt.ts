@@ -1,4 +1,4 @@
-import { categoryPoll } from '@rt/category-poll'
+import { rtCategoryPoll } from '@rt/category-poll'
 import { rtCore, type Broker } from '@rt/core'
 import { rtLongPoll as rtLongPollPlugin } from '@rt/long-poll'
 import { RedisBroker } from '@rt/redis'
@@ -72,7 +72,7 @@ export const rtLongPollNoFlush: TargetFactory = async (options) => {
 /** @rt/category-poll on its default path. */
 export const rtCategory: TargetFactory = async (options) => {
   const app = await rtApp(options)
-  await app.register(categoryPoll)
+  await app.register(rtCategoryPoll)
   return started(app, options)
 }
 

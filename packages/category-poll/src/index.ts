@@ -4,9 +4,13 @@ import fp from 'fastify-plugin'
 import { errorBody, json } from './encoder.js'
 import { publishHandler } from './handler/publish.js'
 import { HeldPolls, subscribeHandler } from './handler/subscribe.js'
-import { resolveOptions, type CategoryPollOptions } from './options.js'
+import { resolveOptions, type CategoryPollOptions as Options } from './options.js'
 
-export type { CategoryPollOptions, PersistenceOptions, RequestHook } from './options.js'
+/** Options of {@link rtCategoryPoll} (the README lists each with its default). */
+export type RtCategoryPollOptions = Options
+/** @deprecated Renamed {@link RtCategoryPollOptions} (one naming scheme across rt); this alias goes before 1.0. */
+export type CategoryPollOptions = Options
+export type { PersistenceOptions, RequestHook } from './options.js'
 export {
   DEFAULT_BODY_LIMIT, DEFAULT_MAX_EVENT_BUFFER_SIZE, DEFAULT_MAX_EVENTS_PER_RESPONSE, DEFAULT_MAX_TIMEOUT_SECONDS,
   DEFAULT_PUBLISH_PATH, DEFAULT_SUBSCRIBE_PATH
@@ -20,7 +24,7 @@ export { CategoryPollError, type CategoryEvent, type SubscribeOptions, type Subs
 /** This package's name and supported `@rt/core` range, for the one-copy check at register. */
 const manifest = readManifest(new URL('../package.json', import.meta.url))
 
-async function categoryPollPlugin(fastify: FastifyInstance, raw: CategoryPollOptions): Promise<void> {
+async function categoryPollPlugin(fastify: FastifyInstance, raw: RtCategoryPollOptions): Promise<void> {
   requireRtCore(fastify, manifest)
   const options = resolveOptions(raw)
   const { broker } = fastify.rt
@@ -73,12 +77,14 @@ async function categoryPollPlugin(fastify: FastifyInstance, raw: CategoryPollOpt
  *
  * @example
  * await app.register(rtCore, { broadcastKey })
- * await app.register(categoryPoll, { prefix: '/category', enablePublish: true, publishKey: broadcastKey })
+ * await app.register(rtCategoryPoll, { prefix: '/category', enablePublish: true, publishKey: broadcastKey })
  */
-export const categoryPoll = fp(categoryPollPlugin, {
+export const rtCategoryPoll = fp(categoryPollPlugin, {
   fastify: '5.x',
   name: '@rt/category-poll',
   dependencies: ['@rt/core'],
   encapsulate: true
 })
-export default categoryPoll
+/** @deprecated Renamed {@link rtCategoryPoll} (one naming scheme across rt); this alias goes before 1.0. */
+export const categoryPoll = rtCategoryPoll
+export default rtCategoryPoll

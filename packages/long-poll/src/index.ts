@@ -3,10 +3,13 @@ import { acceptAnyBodyAsText, corsOrigin, originGuard, readManifest, requireRtCo
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { HeadersSchema, POLL_ID_HEADER, QuerySchema, longPollHandler, type LongPollRequest } from './handler.js'
-import { resolveOptions, type LongPollOptions } from './options.js'
+import { resolveOptions, type LongPollOptions as Options } from './options.js'
 import { LongPollSessions } from './sessions.js'
 
-export type { LongPollOptions } from './options.js'
+/** Options of {@link rtLongPoll} (the README lists each with its default). */
+export type RtLongPollOptions = Options
+/** @deprecated Renamed {@link RtLongPollOptions} (one naming scheme across rt); this alias goes before 1.0. */
+export type LongPollOptions = Options
 export { DEFAULT_FLUSH_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, DEFAULT_PATH, DEFAULT_POLL_INTERVAL } from './options.js'
 export { encodeJsonl } from './encoder.js'
 export { pollControlStream, type LongPollState } from './sessions.js'
@@ -30,7 +33,7 @@ function corsOptions(allowedOrigins: string[]): Parameters<typeof cors>[1] {
 /** This package's name and supported `@rt/core` range, for the one-copy check at register. */
 const manifest = readManifest(new URL('../package.json', import.meta.url))
 
-async function longPollPlugin(fastify: FastifyInstance, raw: LongPollOptions): Promise<void> {
+async function longPollPlugin(fastify: FastifyInstance, raw: RtLongPollOptions): Promise<void> {
   requireRtCore(fastify, manifest)
   const options = resolveOptions(raw)
   const sessions = new LongPollSessions(fastify.rt.hub, options, fastify.rt.metrics, fastify.log)

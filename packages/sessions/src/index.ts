@@ -2,10 +2,13 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { readManifest, requireRtCore } from '@rt/core'
 import { sessionRoutes } from './handler.js'
-import { resolveOptions, type SessionsOptions } from './options.js'
+import { resolveOptions, type SessionsOptions as Options } from './options.js'
 import { SessionRegistry } from './registry.js'
 
-export type { SessionsOptions } from './options.js'
+/** Options of {@link rtSessions} (the README lists each with its default). */
+export type RtSessionsOptions = Options
+/** @deprecated Renamed {@link RtSessionsOptions} (one naming scheme across rt); this alias goes before 1.0. */
+export type SessionsOptions = Options
 export type { CableEvent, JoinedMessage, PollAnswer, SessionRequest, SessionResponse } from './messages.js'
 export { SessionRegistry, identityKey } from './registry.js'
 export { toIdentifierString, toIdentifierObject, type IdentifierObject } from './identifier.js'
@@ -23,7 +26,7 @@ declare module 'fastify' {
 /** This package's name and supported `@rt/core` range, for the one-copy check at register. */
 const manifest = readManifest(new URL('../package.json', import.meta.url))
 
-async function sessionsPlugin(fastify: FastifyInstance, options: SessionsOptions): Promise<void> {
+async function sessionsPlugin(fastify: FastifyInstance, options: RtSessionsOptions): Promise<void> {
   requireRtCore(fastify, manifest)
   const resolved = resolveOptions(options)
   if (fastify.hasDecorator('rtSessions')) throw new TypeError('@rt/sessions: already registered on this instance')
