@@ -69,7 +69,7 @@ export interface CategoryPollOptions {
    */
   enablePublish?: boolean
   /** Bearer key of the publish endpoint (`Authorization: Bearer <key>`), e.g. the core broadcast key. */
-  publishKey?: string
+  publishKey?: string | undefined
   /** Runs before every subscribe request (authentication, allowed categories…). */
   beforeSubscribe?: RequestHook
   /**

@@ -2,7 +2,7 @@ import { identifierOf } from './identifier.js'
 import { longPollTransport } from './long-poll-transport.js'
 import { sseTransport } from './sse-transport.js'
 import type { Transport, TransportEnd, TransportHost, TransportSettings } from './transport.js'
-import type { Command, Position, ServerMessage, SubscriptionCallbacks, SubscriptionTarget, TransportName } from './types.js'
+import type { Command, FetchCredentials, Position, ServerMessage, SubscriptionCallbacks, SubscriptionTarget, TransportName } from './types.js'
 
 export interface ConsumerOptions {
   /** The server's base URL, e.g. `https://example.com` (paths below are appended). */
@@ -12,7 +12,7 @@ export interface ConsumerOptions {
   /** Sent with every request (e.g. `Authorization`). */
   headers?: Record<string, string>
   /** fetch credentials. Default `same-origin`; `include` for cookies across origins. */
-  credentials?: RequestCredentials
+  credentials?: FetchCredentials
   /** Default `/events` (@rt/sse). */
   ssePath?: string
   /** Default `/lp` (@rt/long-poll). */

@@ -1,4 +1,4 @@
-import type { Command, ServerMessage, TransportName } from './types.js'
+import type { Command, FetchCredentials, ServerMessage, TransportName } from './types.js'
 
 /** Settings every transport reads. */
 export interface TransportSettings {
@@ -6,7 +6,7 @@ export interface TransportSettings {
   ssePath: string
   longPollPath: string
   headers: Record<string, string>
-  credentials: RequestCredentials
+  credentials: FetchCredentials
   fetch: typeof fetch
   sseWelcomeTimeout: number
   staleTimeout: number

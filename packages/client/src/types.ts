@@ -52,3 +52,9 @@ export interface Command {
   data?: string
   history?: { since?: number; streams?: Record<string, Position> }
 }
+
+/**
+ * `fetch`'s `credentials` mode, declared here so that the client's types need no DOM lib
+ * (a Node consumer compiles with `lib: ["ES2022"]` and `@types/node`).
+ */
+export type FetchCredentials = 'omit' | 'same-origin' | 'include'

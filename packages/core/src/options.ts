@@ -11,17 +11,17 @@ export interface RtCoreOptions {
    * `history` retention, closed with the app. A broker passed in is the
    * caller's to close (Fastify plugins close only what they created).
    */
-  broker?: Broker
+  broker?: Broker | undefined
   /** Retention of the default in-memory broker: `historyLimit` (100) and `historyTtl` (300 s), AnyCable's defaults. */
-  history?: RetentionOptions
+  history?: RetentionOptions | undefined
   /**
    * Application secret. As in AnyCable, the broadcast key is derived from it
    * (`hex(HMAC-SHA256(secret, "broadcast-cable"))`) when `broadcastKey` is not
    * set, and it signs streams when `streamsSecret` is not set.
    */
-  secret?: string
+  secret?: string | undefined
   /** Bearer key of the broadcast endpoint. */
-  broadcastKey?: string
+  broadcastKey?: string | undefined
   /**
    * The HTTP broadcast endpoint (`POST /_broadcast`). It refuses every request
    * unless a key (`broadcastKey` or `secret`) or `authorize` allows it.
@@ -36,24 +36,24 @@ export interface RtCoreOptions {
     bodyLimit?: number
   }
   /** Opt-in Prometheus endpoint. `true` serves `/metrics`. Default off: metrics can reveal traffic. */
-  metrics?: boolean | { path?: string }
+  metrics?: boolean | { path?: string } | undefined
   /**
    * Decides who may connect to the Action Cable transports: return an identity
    * object (available to channels as `ctx.identity`), or `false`/`null` to
    * answer 401 with `{"type":"disconnect","reason":"unauthorized","reconnect":false}`.
    * Default: everyone connects with an empty identity.
    */
-  authenticate?: Authenticate
+  authenticate?: Authenticate | undefined
   /** Action Cable channels by name. `$pubsub` (public and signed streams) and `Turbo::StreamsChannel` are built in. */
-  channels?: Channels
+  channels?: Channels | undefined
   /** Allow `$pubsub` subscriptions to plain `stream_name`s. Default false, as AnyCable's `--public_streams`. */
-  publicStreams?: boolean
+  publicStreams?: boolean | undefined
   /** Secret that verifies `signed_stream_name`s. Default: `secret`. Without either, signed streams are rejected. */
-  streamsSecret?: string
+  streamsSecret?: string | undefined
   /** Secret of Turbo signed streams. Default: `streamsSecret`. */
-  turboStreamsSecret?: string
+  turboStreamsSecret?: string | undefined
   /** Seconds a disconnected session can be restored by its sid (AnyCable's `sessions_ttl`). Default 300; 0 disables restoring. */
-  sessionsTtl?: number
+  sessionsTtl?: number | undefined
   /** Where sessions live between requests. Default: in memory (one process). Use `@rt/redis` for clusters. */
-  sessionStore?: SessionStore
+  sessionStore?: SessionStore | undefined
 }
