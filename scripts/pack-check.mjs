@@ -88,7 +88,10 @@ for (const { name, manifest, tarball } of packed) {
       for (const [index, source] of sources.entries()) {
         if (sourcesContent?.[index] != null) continue
         const parts = [...base]
-        for (const part of source.split('/')) part === '..' ? parts.pop() : part !== '.' && parts.push(part)
+        for (const part of source.split('/')) {
+          if (part === '..') parts.pop()
+          else if (part !== '.') parts.push(part)
+        }
         if (!files.includes(parts.join('/'))) problems.push(`${map} points at ${source}, which is not shipped`)
       }
     }
@@ -99,7 +102,10 @@ for (const { name, manifest, tarball } of packed) {
     for (const field of ['dependencies', 'peerDependencies', 'optionalDependencies']) {
       for (const [dependency, range] of Object.entries(packedManifest[field] ?? {})) if (String(range).startsWith('workspace:')) problems.push(`${field}.${dependency} is ${range}`)
     }
-    if (name !== '@rt/core' && packedManifest.dependencies?.['@rt/core'] !== undefined) problems.push('@rt/core must be a peer dependency, not a dependency')
+    // A plugin or broker shares the app's @rt/core; only an application (a package with a bin) owns its copy.
+    if (name !== '@rt/core' && packedManifest.bin === undefined && packedManifest.dependencies?.['@rt/core'] !== undefined) {
+      problems.push('@rt/core must be a peer dependency (with a devDependency for the workspace), not a dependency')
+    }
     if (problems.length > 0) throw new Error(problems.join('\n'))
   })
   await (async () => {
@@ -164,7 +170,7 @@ async function quickStart(program) {
   const name = "the root README's Quick start: an EventSource subscriber gets a message published through POST /notes"
   const child = spawn(process.execPath, [program], { cwd: consumer, env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
-  const deadline = AbortSignal.timeout(20_000)
+  const deadline = globalThis.AbortSignal.timeout(20_000)
   try {
     const address = await new Promise((resolve, reject) => {
       const onData = (chunk) => {
