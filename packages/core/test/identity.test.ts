@@ -86,7 +86,7 @@ t.test('BrokerUnavailableError and MemoryBroker are recognised across copies', a
   t.ok(new second.BrokerUnavailableError('down') instanceof BrokerUnavailableError)
   t.ok(new BrokerUnavailableError('down') instanceof second.BrokerUnavailableError)
   t.notOk(new Error('down') instanceof BrokerUnavailableError)
-  t.notOk('BrokerUnavailableError' instanceof BrokerUnavailableError)
+  t.notOk(('BrokerUnavailableError' as unknown) instanceof BrokerUnavailableError, 'not an object')
   class Outage extends BrokerUnavailableError {}
   t.ok(new Outage('x') instanceof Outage, 'subclasses keep the prototype check')
   t.notOk(new BrokerUnavailableError('x') instanceof Outage)
