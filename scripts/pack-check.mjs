@@ -211,7 +211,10 @@ async function quickStart(program) {
   }
 }
 
-/** A second, nested copy of @rt/core (another version) under @rt/sse: registering @rt/sse must fail, naming both. */
+/**
+ * A second, nested copy of @rt/core (another version) under @rt/sse, then one copy at a version outside @rt/sse's
+ * peer range: registering @rt/sse must fail both times, naming both versions.
+ */
 function twoCopies() {
   step('a transport loaded with a second copy of @rt/core fails at register, naming both versions', () => {
     const nested = join(consumer, 'node_modules/@rt/sse/node_modules/@rt/core')
@@ -240,6 +243,21 @@ function twoCopies() {
       if (!message.includes(`@rt/core ${original} (`) || !message.includes(`@rt/core ${original}-nested (`)) throw new Error(`expected both versions in: ${message}`)
     } finally {
       rmSync(join(consumer, 'node_modules/@rt/sse/node_modules'), { recursive: true, force: true })
+    }
+  })
+  step("a transport whose peer range excludes the app's one @rt/core fails at register, naming both", () => {
+    const file = join(consumer, 'node_modules/@rt/core/package.json')
+    const original = readFileSync(file, 'utf8')
+    const range = JSON.parse(readFileSync(join(consumer, 'node_modules/@rt/sse/package.json'), 'utf8')).peerDependencies['@rt/core']
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(original), version: '99.0.0' }))
+    try {
+      const message = run(process.execPath, ['two-copies.mjs'], { cwd: consumer }).trim()
+      console.log(`#   ${message}`)
+      if (message !== `@rt/sse: supports @rt/core ${range}, but the app's @rt/core is 99.0.0; install a version of @rt/core in that range`) {
+        throw new Error(`unexpected: ${message}`)
+      }
+    } finally {
+      writeFileSync(file, original)
     }
   })
 }
