@@ -7,6 +7,7 @@
  * surfacing later as a confusing `instanceof` or type error.
  */
 import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import semver from 'semver'
 
@@ -38,7 +39,7 @@ export function readManifest(packageJson: URL): RtPluginManifest & { readonly ve
 /** This copy's version, from its own `package.json`. */
 export const RT_CORE_VERSION: string = readManifest(new URL('../package.json', import.meta.url)).version
 
-const thisCopy: CoreCopy = Object.freeze({ version: RT_CORE_VERSION, location: new URL('..', import.meta.url).pathname })
+const thisCopy: CoreCopy = Object.freeze({ version: RT_CORE_VERSION, location: fileURLToPath(new URL('..', import.meta.url)) })
 
 /** Marks `rt` as decorated by this copy of `@rt/core` (non-enumerable, so logging `fastify.rt` is unchanged). */
 export function brandRtCore(rt: object): void {
