@@ -12,6 +12,10 @@ import { LuaScript } from './lua.js'
  * ARGV[3] history limit, ARGV[4] history TTL in ms (-1: none),
  * ARGV[5] key TTL in ms (-1: none), ARGV[6…] the operation's own.
  *
+ * On a Redis Cluster the meta hash also records `owner`, the config epoch of
+ * the master that created the stream's epoch: after a failover the promoted
+ * replica has another one, and the stream starts a new epoch there (see below).
+ *
  * Entry ids are `<offset>-0`, so reads by position are plain XRANGEs. Timestamps
  * never decrease along a stream (a clock step back reuses the last one), so reads
  * by time and age-based retention can binary-search the history.
@@ -73,9 +77,26 @@ local function touch()
   end
 end
 
+-- On a Redis Cluster: the config epoch of the master running this script, which changes whenever another
+-- node takes the slot over (failover, resharding). '' on a single server.
+local function shardOwner()
+  local info = redis.pcall('CLUSTER', 'INFO')
+  if type(info) ~= 'string' then return '' end
+  return string.match(info, 'cluster_my_epoch:(%d+)') or ''
+end
+
+-- Replication is asynchronous: what the previous master acknowledged may never have reached this one, and
+-- its offsets would be handed out again to other messages. A stream last written under another owner is
+-- forgotten, as if its keys had expired: it starts a new epoch and readers of the old one are told.
+local owner = shardOwner()
+if (redis.call('HGET', meta, 'owner') or '') ~= owner then redis.call('DEL', meta, hist) end
+
 -- The stream's epoch, created on first use. A new epoch is a new history: entries of an older one go.
 local function epoch()
-  if redis.call('HSETNX', meta, 'epoch', ARGV[2]) == 1 then redis.call('DEL', hist) end
+  if redis.call('HSETNX', meta, 'epoch', ARGV[2]) == 1 then
+    redis.call('DEL', hist)
+    if owner ~= '' then redis.call('HSET', meta, 'owner', owner) end
+  end
   return redis.call('HGET', meta, 'epoch')
 end
 
