@@ -1,9 +1,19 @@
 import { randomBytes } from 'node:crypto'
 import type { StreamListener, StreamMessage, StreamPosition } from '@rt/core'
+import { Cluster } from 'ioredis'
 import { duplicate, watch } from './connection.js'
 import type { RedisClient, RedisLogger } from './options.js'
 
 const noop = (): void => undefined
+
+/**
+ * How long a catch-up waits for its marker. On one server the marker is lost
+ * only with the connection (which rt sees close); a Cluster's subscriber
+ * connection moves to another node on its own, without telling, so a marker can
+ * be lost on a connection that looks healthy: the read then counts as
+ * unmarked and is made again.
+ */
+const MARKER_TIMEOUT = 2000
 
 /** Statuses of a connection that is down (ioredis retries it). */
 const DOWN = new Set(['reconnecting', 'close', 'end'])
@@ -27,8 +37,9 @@ interface Marker {
   token: string
   /** How many held messages had arrived when the marker did; `undefined` until then (or if it never came). */
   at: number | undefined
-  arrived: Promise<void>
   resolve: () => void
+  /** Settles when the marker arrived, the connection closed, or after `ms`. */
+  within: (ms: number) => Promise<void>
 }
 
 /** One stream this process listens to. */
@@ -158,9 +169,12 @@ export class FanOut {
     if (this.subscriber !== undefined) return this.subscriber
     const subscriber = duplicate(this.options.client, `${this.options.connectionName}:subscriber`)
     subscriber.on('message', (name: string, payload: string) => this.receive(name, payload))
+    // A Cluster moves its subscriber connection to another node by itself when a node goes; what was
+    // published meanwhile is read from history, as after a reconnect.
+    if (subscriber instanceof Cluster) subscriber.on('-node', () => this.resyncAll())
     this.unwatch = watch(subscriber, 'subscriber', this.options.logger, {
       ready: () => {
-        if (this.subscriberWasReady) for (const channel of this.channels.values()) this.sync(channel)
+        if (this.subscriberWasReady) this.resyncAll()
         this.subscriberWasReady = true
       },
       close: () => {
@@ -176,6 +190,10 @@ export class FanOut {
     })
     this.subscriber = subscriber
     return subscriber
+  }
+
+  private resyncAll(): void {
+    for (const channel of this.channels.values()) this.sync(channel)
   }
 
   private activate(channel: Channel): Promise<unknown> {
@@ -291,7 +309,8 @@ export class FanOut {
         const from = channel.last!
         const marker = this.marker(channel)
         const read = await this.options.read(channel.stream, from, channel.name, marker.token)
-        await marker.arrived
+        await marker.within(MARKER_TIMEOUT)
+        if (marker.at === undefined) channel.again = true
         channel.marker = undefined
         // (Should the last listener have left meanwhile, this delivers to nobody.)
         this.merge(channel, from, read, marker.at)
@@ -317,7 +336,12 @@ export class FanOut {
   private marker(channel: Channel): Marker {
     let resolve = noop
     const arrived = new Promise<void>((done) => (resolve = done))
-    const marker: Marker = { token: `${this.id}.${this.reads++}`, at: undefined, arrived, resolve }
+    const within = (ms: number): Promise<void> => {
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<void>((done) => (timer = setTimeout(done, ms)))
+      return Promise.race([arrived, timeout]).finally(() => clearTimeout(timer))
+    }
+    const marker: Marker = { token: `${this.id}.${this.reads++}`, at: undefined, resolve, within }
     channel.marker = marker
     return marker
   }
