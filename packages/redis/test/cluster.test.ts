@@ -7,6 +7,7 @@ import { streamKeys } from '../src/keys.js'
 import { startCluster } from './cluster.js'
 import { recorder, sleep, uniquePrefix, until } from './helpers.js'
 import { multiNodeSuite } from './multi-node.js'
+import { emptyRestart } from './empty-restart.js'
 
 // Everything that holds on one Redis server holds on a 3-master / 3-replica Redis Cluster.
 const cluster = await startCluster(t)
@@ -89,4 +90,18 @@ t.test('a client passed in as a Cluster is shared, not closed; its subscriber du
   await until(() => live.length === 1, 'delivery')
   await shared.close()
   t.equal(await client.ping(), 'PONG')
+})
+
+// Last: it takes one master down. Its replica is told not to take over, so the master comes back, empty, with its slots.
+t.test('a cluster master that restarts empty', async (t) => {
+  const prefix = uniquePrefix('cluster-restart')
+  const stream = 'restarted'
+  const master = await cluster.masterOf(streamKeys(prefix, stream).meta)
+  for (const { port } of cluster.servers) await cluster.node(port).config('SET', 'cluster-replica-no-failover', 'yes')
+  await emptyRestart(t, connection, prefix, stream, async () => {
+    await cluster.kill(master)
+    await cluster.restart(master)
+    await cluster.healthy('the restarted master to serve its slots')
+  })
+  t.equal(await cluster.masterOf(streamKeys(prefix, stream).meta), master, 'the same node serves the stream, with no data')
 })

@@ -32,6 +32,8 @@ export interface LocalCluster {
   masterOf(key: string): Promise<number>
   /** Kills a node with SIGKILL; resolves once its process has exited. */
   kill(port: number): Promise<void>
+  /** Starts a killed node again on its port, with its cluster config and no data; resolves once it answers. */
+  restart(port: number): Promise<void>
   /** Waits until every slot has a live master and the cluster says ok on every live node. */
   healthy(what: string): Promise<void>
 }
@@ -107,20 +109,22 @@ export async function startCluster(t: Test): Promise<LocalCluster> {
     await rm(dir, { recursive: true, force: true })
   })
   const taken = new Set<number>()
-  for (let i = 0; i < 6; i++) {
-    const port = await clusterPort(taken)
-    taken.add(port)
+  const launch = async (port: number): Promise<ChildProcess> => {
     const child = spawn('redis-server', [
       '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
       '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', String(NODE_TIMEOUT),
       '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', join(dir, `${port}.log`)
     ], { stdio: 'ignore' })
-    const started = new Promise<void>((resolve, reject) => {
+    await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve)
       child.once('error', (error) => reject(new Error(`cluster: cannot start redis-server (${error.message}); install redis-server`)))
     })
-    servers.push({ port, process: child, killed: false })
-    await started
+    return child
+  }
+  for (let i = 0; i < 6; i++) {
+    const port = await clusterPort(taken)
+    taken.add(port)
+    servers.push({ port, process: await launch(port), killed: false })
   }
   for (const { port } of servers) await within(`redis-server on port ${port}`, 50, () => ping(port))
   const addresses = servers.map(({ port }) => `127.0.0.1:${port}`)
@@ -181,6 +185,12 @@ export async function startCluster(t: Test): Promise<LocalCluster> {
       const exited = new Promise((resolve) => server.process.once('exit', resolve))
       server.process.kill('SIGKILL')
       await exited
+    },
+    async restart(port) {
+      const server = servers.find((candidate) => candidate.port === port)!
+      server.process = await launch(port)
+      server.killed = false
+      await within(`redis-server on port ${port} to come back`, 50, () => ping(port))
     }
   }
 }
