@@ -12,7 +12,7 @@ import { LuaScript } from './lua.js'
  * ARGV[3] history limit, ARGV[4] history TTL in ms (-1: none),
  * ARGV[5] key TTL in ms (-1: none), ARGV[6…] the operation's own.
  *
- * On a Redis Cluster the meta hash also records `owner`, the config epoch of
+ * On a Redis Cluster the meta hash also records `owner`, the replication id of
  * the master that created the stream's epoch: after a failover the promoted
  * replica has another one, and the stream starts a new epoch there (see below).
  *
@@ -77,12 +77,12 @@ local function touch()
   end
 end
 
--- On a Redis Cluster: the config epoch of the master running this script, which changes whenever another
--- node takes the slot over (failover, resharding). '' on a single server.
+-- On a Redis Cluster: the replication id of the master running this script. It is new whenever a node
+-- becomes master (a replica promoted, a failback, a restart), so it changes whenever another dataset takes
+-- the slot over. '' on a single server. (INFO replication, not CLUSTER INFO: that one scans all 16384 slots.)
 local function shardOwner()
-  local info = redis.pcall('CLUSTER', 'INFO')
-  if type(info) ~= 'string' then return '' end
-  return string.match(info, 'cluster_my_epoch:(%d+)') or ''
+  if type(redis.pcall('CLUSTER', 'MYID')) ~= 'string' then return '' end
+  return string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)') or ''
 end
 
 -- Replication is asynchronous: what the previous master acknowledged may never have reached this one, and
@@ -101,7 +101,7 @@ local function epoch()
 end
 
 if op == 'publish' then
-  -- ARGV[6] channel, ARGV[7] body {"data":…,"meta":…}, ARGV[8] '1' when transient
+  -- ARGV[6] channel, ARGV[7] body {"data":…,"meta":…}, ARGV[8] '1' when transient, ARGV[9] PUBLISH or SPUBLISH
   local e = epoch()
   local time = now()
   local stamp = math.max(time, field('ts', '0'))
@@ -124,7 +124,7 @@ if op == 'publish' then
     end
   end
   touch()
-  redis.call('PUBLISH', ARGV[6], '{"o":' .. int(offset) .. ',"a":' .. int(after) .. ',"e":"' .. e .. '","t":' .. int(stamp) .. ',"b":' .. ARGV[7] .. '}')
+  redis.call(ARGV[9], ARGV[6], '{"o":' .. int(offset) .. ',"a":' .. int(after) .. ',"e":"' .. e .. '","t":' .. int(stamp) .. ',"b":' .. ARGV[7] .. '}')
   return {offset, e, stamp}
 elseif op == 'position' then
   local e = epoch()
@@ -153,10 +153,11 @@ elseif op == 'history' then
   if count < 0 then return {e, last, complete, redis.call('XRANGE', hist, start, '+')} end
   return {e, last, complete, redis.call('XRANGE', hist, start, '+', 'COUNT', count)}
 elseif op == 'catchup' then
-  -- A live reader's catch-up: ARGV[6] offset, ARGV[7] epoch of its position, ARGV[8] channel, ARGV[9] marker.
+  -- A live reader's catch-up: ARGV[6] offset, ARGV[7] epoch of its position, ARGV[8] channel, ARGV[9] marker,
+  -- ARGV[10] PUBLISH or SPUBLISH.
   -- The marker goes out on the channel at this very point of the stream's order, so the reader knows which
   -- live messages this read already covers. A position from another epoch reads the current one from its start.
-  redis.call('PUBLISH', ARGV[8], '{"m":"' .. ARGV[9] .. '"}')
+  redis.call(ARGV[10], ARGV[8], '{"m":"' .. ARGV[9] .. '"}')
   local e = redis.call('HGET', meta, 'epoch')
   if not e then return {'', {}} end
   expire(now())

@@ -97,10 +97,14 @@ export function watch(client: RedisClient, label: string, logger: RedisLogger, h
   }
 }
 
-/** A new connection to the same Redis with other options (the broker's subscriber). */
-export function duplicate(client: RedisClient, connectionName: string): RedisClient {
+/**
+ * A new connection to the same Redis with other options (the broker's
+ * subscriber); on a Cluster with `sharded`, ioredis' sharded subscribers (one
+ * connection per shard, following failovers).
+ */
+export function duplicate(client: RedisClient, connectionName: string, sharded = false): RedisClient {
   if (client instanceof Cluster) {
-    return client.duplicate(undefined, { redisOptions: { ...client.options.redisOptions, ...PATIENT, connectionName } })
+    return client.duplicate(undefined, { shardedSubscribers: sharded, redisOptions: { ...client.options.redisOptions, ...PATIENT, connectionName } })
   }
   return client.duplicate({ ...PATIENT, connectionName })
 }

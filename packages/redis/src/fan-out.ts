@@ -81,6 +81,8 @@ export interface FanOutOptions {
   decode: (stream: string, payload: string) => LiveMessage
   logger: RedisLogger
   connectionName: string
+  /** Sharded pub/sub (SSUBSCRIBE, `smessage`) on a Cluster instead of SUBSCRIBE. */
+  sharded?: boolean
 }
 
 /**
@@ -167,8 +169,8 @@ export class FanOut {
 
   private connection(): RedisClient {
     if (this.subscriber !== undefined) return this.subscriber
-    const subscriber = duplicate(this.options.client, `${this.options.connectionName}:subscriber`)
-    subscriber.on('message', (name: string, payload: string) => this.receive(name, payload))
+    const subscriber = duplicate(this.options.client, `${this.options.connectionName}:subscriber`, this.options.sharded)
+    subscriber.on(this.options.sharded === true ? 'smessage' : 'message', (name: string, payload: string) => this.receive(name, payload))
     // A Cluster moves its subscriber connection to another node by itself when a node goes; what was
     // published meanwhile is read from history, as after a reconnect.
     if (subscriber instanceof Cluster) subscriber.on('-node', () => this.resyncAll())
@@ -197,7 +199,8 @@ export class FanOut {
   }
 
   private activate(channel: Channel): Promise<unknown> {
-    const activation = this.connection().subscribe(channel.name)
+    const subscriber = this.connection()
+    const activation = this.options.sharded === true ? subscriber.ssubscribe(channel.name) : subscriber.subscribe(channel.name)
     activation.catch(() => undefined)
     channel.activation = activation
     return activation
@@ -226,7 +229,9 @@ export class FanOut {
     clearTimeout(channel.retry)
     // Its marker would be ignored now: let a catch-up in flight finish.
     channel.marker?.resolve()
-    this.connection().unsubscribe(channel.name).catch((err: unknown) => {
+    const subscriber = this.connection()
+    const leaving = this.options.sharded === true ? subscriber.sunsubscribe(channel.name) : subscriber.unsubscribe(channel.name)
+    leaving.catch((err: unknown) => {
       // The connection dropped before answering: ioredis resubscribes only what it still tracks.
       if (!this.closed) this.options.logger.warn({ err }, `@rt/redis: unsubscribing from ${channel.stream} failed`)
     })

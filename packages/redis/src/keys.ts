@@ -7,7 +7,7 @@
 export interface StreamKeys {
   /**
    * Hash: `epoch`, `offset` (last assigned), `ts` (last timestamp), `evicted` (highest offset dropped by retention),
-   * on a Cluster `owner` (config epoch of the master that started the epoch).
+   * on a Cluster `owner` (replication id of the master that started the epoch).
    */
   meta: string
   /** Redis Stream of retained messages, entry id `<offset>-0`, fields `t` (ms) and `b` (the JSON body). */

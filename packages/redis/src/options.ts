@@ -89,6 +89,15 @@ export type RedisBrokerOptions = RedisConnectionOptions & RedisCommonOptions & R
    * `historyTtl` is `Infinity`.
    */
   streamTtl?: number
+  /**
+   * On a Redis Cluster, how published messages reach the nodes' subscriber
+   * connections. `'sharded'` (default; Redis 7): SPUBLISH/SSUBSCRIBE, a message
+   * travels only within the shard that owns its stream, and each node keeps one
+   * subscriber connection per shard. `'classic'`: PUBLISH/SUBSCRIBE, every
+   * cluster node carries every message (for Redis 6 clusters). A single server
+   * always uses PUBLISH.
+   */
+  pubsub?: 'sharded' | 'classic'
 }
 
 /** Options of {@link RedisSessionStore}. */

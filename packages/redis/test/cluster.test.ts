@@ -41,9 +41,9 @@ t.test('multi-node', async (t) => {
   multiNodeSuite(t, { connection, prefix: uniquePrefix('cluster-nodes') })
 })
 
-t.test('streams on every master: each Lua call keeps its keys in one slot, delivery and history work on all', async (t) => {
-  const a = broker(t, { historyLimit: 10 })
-  const b = broker(t, { keyPrefix: a.keyPrefix })
+for (const pubsub of ['sharded', 'classic'] as const) t.test(`streams on every master (${pubsub} pub/sub): each Lua call keeps its keys in one slot, delivery and history work on all`, async (t) => {
+  const a = broker(t, { historyLimit: 10, pubsub })
+  const b = broker(t, { keyPrefix: a.keyPrefix, pubsub })
   const client = cluster.node(cluster.servers[0]!.port)
   // Find stream names whose slots are served by three different masters.
   const byMaster = new Map<number, string>()

@@ -30,6 +30,7 @@ t.test('options are checked at construction, errors prefixed with the package na
   t.throws(make({ client: redis, historyLimit: 1.5 }), /historyLimit/)
   t.throws(make({ client: redis, historyTtl: 0 }), /historyTtl must be a positive number of seconds/)
   t.throws(make({ client: redis, streamTtl: 'long' }), /streamTtl must be a positive number/)
+  t.throws(make({ client: redis, pubsub: 'fast' }), /pubsub must be 'sharded' or 'classic'/)
   t.throws(() => new RedisSessionStore({ url: REDIS_URL, client: redis } as never), /pass exactly one/)
 })
 
