@@ -37,6 +37,19 @@ async function clusterOk(port: number): Promise<boolean> {
   }
 }
 
+async function answers(port: number): Promise<boolean> {
+  const client = new Redis({ port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
+  client.on('error', () => undefined)
+  try {
+    await client.connect()
+    return (await client.ping()) === 'PONG'
+  } catch {
+    return false
+  } finally {
+    client.disconnect()
+  }
+}
+
 export async function startBenchCluster(base: number, nodeTimeout = 1000): Promise<BenchCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'rt-bench-cluster-'))
   const ports = Array.from({ length: 6 }, (_, i) => base + i)
@@ -58,7 +71,7 @@ export async function startBenchCluster(base: number, nodeTimeout = 1000): Promi
     rmSync(dir, { recursive: true, force: true })
   }
   try {
-    await sleep(300)
+    for (let i = 0; i < 100 && !(await Promise.all(ports.map(answers))).every(Boolean); i++) await sleep(100)
     await run('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 })
     for (let i = 0; i < 300; i++) {
       if ((await Promise.all(ports.map(clusterOk))).every(Boolean)) break

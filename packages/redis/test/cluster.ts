@@ -38,7 +38,8 @@ export interface LocalCluster {
   healthy(what: string): Promise<void>
 }
 
-function freePort(): Promise<number> {
+/** A loopback TCP port nobody listens on now. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.on('error', reject)

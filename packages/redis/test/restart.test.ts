@@ -1,21 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
 import t from 'tap'
+import { freePort } from './cluster.js'
 import { emptyRestart } from './empty-restart.js'
 import { uniquePrefix } from './helpers.js'
 
 // A Redis server of the test's own (not the shared one), killed and started again with no data.
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
-
 const port = await freePort()
 let server: ChildProcess | undefined
 async function start(): Promise<void> {
