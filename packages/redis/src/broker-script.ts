@@ -12,6 +12,10 @@ import { LuaScript } from './lua.js'
  * ARGV[3] history limit, ARGV[4] history TTL in ms (-1: none),
  * ARGV[5] key TTL in ms (-1: none), ARGV[6…] the operation's own.
  *
+ * On a Redis Cluster the meta hash also records `owner`, the replication id of
+ * the master that created the stream's epoch: after a failover the promoted
+ * replica has another one, and the stream starts a new epoch there (see below).
+ *
  * Entry ids are `<offset>-0`, so reads by position are plain XRANGEs. Timestamps
  * never decrease along a stream (a clock step back reuses the last one), so reads
  * by time and age-based retention can binary-search the history.
@@ -73,14 +77,31 @@ local function touch()
   end
 end
 
+-- On a Redis Cluster: the replication id of the master running this script. It is new whenever a node
+-- becomes master (a replica promoted, a failback, a restart), so it changes whenever another dataset takes
+-- the slot over. '' on a single server. (INFO replication, not CLUSTER INFO: that one scans all 16384 slots.)
+local function shardOwner()
+  if type(redis.pcall('CLUSTER', 'MYID')) ~= 'string' then return '' end
+  return string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)') or ''
+end
+
+-- Replication is asynchronous: what the previous master acknowledged may never have reached this one, and
+-- its offsets would be handed out again to other messages. A stream last written under another owner is
+-- forgotten, as if its keys had expired: it starts a new epoch and readers of the old one are told.
+local owner = shardOwner()
+if (redis.call('HGET', meta, 'owner') or '') ~= owner then redis.call('DEL', meta, hist) end
+
 -- The stream's epoch, created on first use. A new epoch is a new history: entries of an older one go.
 local function epoch()
-  if redis.call('HSETNX', meta, 'epoch', ARGV[2]) == 1 then redis.call('DEL', hist) end
+  if redis.call('HSETNX', meta, 'epoch', ARGV[2]) == 1 then
+    redis.call('DEL', hist)
+    if owner ~= '' then redis.call('HSET', meta, 'owner', owner) end
+  end
   return redis.call('HGET', meta, 'epoch')
 end
 
 if op == 'publish' then
-  -- ARGV[6] channel, ARGV[7] body {"data":…,"meta":…}, ARGV[8] '1' when transient
+  -- ARGV[6] channel, ARGV[7] body {"data":…,"meta":…}, ARGV[8] '1' when transient, ARGV[9] PUBLISH or SPUBLISH
   local e = epoch()
   local time = now()
   local stamp = math.max(time, field('ts', '0'))
@@ -103,7 +124,7 @@ if op == 'publish' then
     end
   end
   touch()
-  redis.call('PUBLISH', ARGV[6], '{"o":' .. int(offset) .. ',"a":' .. int(after) .. ',"e":"' .. e .. '","t":' .. int(stamp) .. ',"b":' .. ARGV[7] .. '}')
+  redis.call(ARGV[9], ARGV[6], '{"o":' .. int(offset) .. ',"a":' .. int(after) .. ',"e":"' .. e .. '","t":' .. int(stamp) .. ',"b":' .. ARGV[7] .. '}')
   return {offset, e, stamp}
 elseif op == 'position' then
   local e = epoch()
@@ -132,10 +153,11 @@ elseif op == 'history' then
   if count < 0 then return {e, last, complete, redis.call('XRANGE', hist, start, '+')} end
   return {e, last, complete, redis.call('XRANGE', hist, start, '+', 'COUNT', count)}
 elseif op == 'catchup' then
-  -- A live reader's catch-up: ARGV[6] offset, ARGV[7] epoch of its position, ARGV[8] channel, ARGV[9] marker.
+  -- A live reader's catch-up: ARGV[6] offset, ARGV[7] epoch of its position, ARGV[8] channel, ARGV[9] marker,
+  -- ARGV[10] PUBLISH or SPUBLISH.
   -- The marker goes out on the channel at this very point of the stream's order, so the reader knows which
   -- live messages this read already covers. A position from another epoch reads the current one from its start.
-  redis.call('PUBLISH', ARGV[8], '{"m":"' .. ARGV[9] .. '"}')
+  redis.call(ARGV[10], ARGV[8], '{"m":"' .. ARGV[9] .. '"}')
   local e = redis.call('HGET', meta, 'epoch')
   if not e then return {'', {}} end
   expire(now())

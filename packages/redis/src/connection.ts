@@ -1,5 +1,5 @@
 import { BrokerUnavailableError } from '@rt/core'
-import { Cluster, Redis, ReplyError, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, ReplyError, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { RedisClient, RedisCommonOptions, RedisConnectionOptions, RedisLogger } from './options.js'
 import { consoleLogger } from './options.js'
 
@@ -14,6 +14,25 @@ const FAIL_FAST: RedisOptions = {
   maxRetriesPerRequest: 0,
   autoResendUnfulfilledCommands: false
 }
+
+/**
+ * The same for a Cluster rt creates: no resend of a command whose node
+ * connection closed (ioredis' `retryDelayOnFailover` would send a publish again
+ * that Redis may have applied). The cluster's offline queue stays on: it only
+ * holds commands while a node connection is being opened, and {@link Connection}
+ * refuses calls while the cluster itself is down. CLUSTERDOWN and TRYAGAIN
+ * answers mean the command was not run; ioredis retries those within
+ * `maxRedirections` and then rejects.
+ */
+const CLUSTER_FAIL_FAST: ClusterOptions = {
+  retryDelayOnFailover: 0
+}
+
+/**
+ * Answers of a cluster that is failing over or resharding: the command was not
+ * run, the shard is unavailable for now. They are outages, not errors of the call.
+ */
+const CLUSTER_UNAVAILABLE = /^(CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|READONLY) /
 
 /**
  * Options of the subscriber connection: (re)subscriptions wait for the
@@ -78,23 +97,28 @@ export function watch(client: RedisClient, label: string, logger: RedisLogger, h
   }
 }
 
-/** A new connection to the same Redis with other options (the broker's subscriber). */
-export function duplicate(client: RedisClient, connectionName: string): RedisClient {
-  /* c8 ignore next 3 -- no Redis Cluster in the test environment; the single-server path below is tested */
+/**
+ * A new connection to the same Redis with other options (the broker's
+ * subscriber); on a Cluster with `sharded`, ioredis' sharded subscribers (one
+ * connection per shard, following failovers).
+ */
+export function duplicate(client: RedisClient, connectionName: string, sharded = false): RedisClient {
   if (client instanceof Cluster) {
-    return client.duplicate(undefined, { redisOptions: { ...client.options.redisOptions, ...PATIENT, connectionName } })
+    return client.duplicate(undefined, { shardedSubscribers: sharded, redisOptions: { ...client.options.redisOptions, ...PATIENT, connectionName } })
   }
   return client.duplicate({ ...PATIENT, connectionName })
 }
 
 /**
  * Turns what ioredis rejected with into what rt's callers expect: an answer from
- * Redis (`ReplyError`, e.g. a wrong key type) stays as it is; anything else
+ * Redis (`ReplyError`, e.g. a wrong key type) stays as it is, except those of a
+ * cluster failing over (CLUSTERDOWN, TRYAGAIN, …, the command was not run); anything else
  * (closed connection, refused connection, timeout) means Redis is unreachable
  * and becomes a `BrokerUnavailableError` with the original as `cause`.
  */
 export function unavailable(error: unknown, what: string): Error {
-  if (error instanceof BrokerUnavailableError || error instanceof (ReplyError as typeof Error)) return error as Error
+  if (error instanceof BrokerUnavailableError) return error
+  if (error instanceof (ReplyError as typeof Error) && !CLUSTER_UNAVAILABLE.test((error as Error).message)) return error as Error
   const reason = error instanceof Error ? error.message : String(error)
   return new BrokerUnavailableError(`@rt/redis: ${what} failed: Redis is unreachable (${reason})`, { cause: error })
 }
@@ -117,6 +141,14 @@ export class Connection {
     if (options.client !== undefined) {
       this.client = options.client
       this.owned = false
+    } else if (options.cluster !== undefined) {
+      const clusterOptions = options.clusterOptions ?? {}
+      this.client = new Cluster(options.cluster, {
+        ...CLUSTER_FAIL_FAST,
+        ...clusterOptions,
+        redisOptions: { connectionName: this.connectionName, ...FAIL_FAST, ...clusterOptions.redisOptions }
+      })
+      this.owned = true
     } else {
       this.client = new Redis(options.url, { connectionName: this.connectionName, ...FAIL_FAST, ...options.redisOptions })
       this.owned = true

@@ -1,9 +1,19 @@
 import { randomBytes } from 'node:crypto'
 import type { StreamListener, StreamMessage, StreamPosition } from '@rt/core'
+import { Cluster } from 'ioredis'
 import { duplicate, watch } from './connection.js'
 import type { RedisClient, RedisLogger } from './options.js'
 
 const noop = (): void => undefined
+
+/**
+ * How long a catch-up waits for its marker. On one server the marker is lost
+ * only with the connection (which rt sees close); a Cluster's subscriber
+ * connection moves to another node on its own, without telling, so a marker can
+ * be lost on a connection that looks healthy: the read then counts as
+ * unmarked and is made again.
+ */
+const MARKER_TIMEOUT = 2000
 
 /** Statuses of a connection that is down (ioredis retries it). */
 const DOWN = new Set(['reconnecting', 'close', 'end'])
@@ -27,8 +37,9 @@ interface Marker {
   token: string
   /** How many held messages had arrived when the marker did; `undefined` until then (or if it never came). */
   at: number | undefined
-  arrived: Promise<void>
   resolve: () => void
+  /** Settles when the marker arrived, the connection closed, or after `ms`. */
+  within: (ms: number) => Promise<void>
 }
 
 /** One stream this process listens to. */
@@ -70,6 +81,8 @@ export interface FanOutOptions {
   decode: (stream: string, payload: string) => LiveMessage
   logger: RedisLogger
   connectionName: string
+  /** Sharded pub/sub (SSUBSCRIBE, `smessage`) on a Cluster instead of SUBSCRIBE. */
+  sharded?: boolean
 }
 
 /**
@@ -156,11 +169,14 @@ export class FanOut {
 
   private connection(): RedisClient {
     if (this.subscriber !== undefined) return this.subscriber
-    const subscriber = duplicate(this.options.client, `${this.options.connectionName}:subscriber`)
-    subscriber.on('message', (name: string, payload: string) => this.receive(name, payload))
+    const subscriber = duplicate(this.options.client, `${this.options.connectionName}:subscriber`, this.options.sharded)
+    subscriber.on(this.options.sharded === true ? 'smessage' : 'message', (name: string, payload: string) => this.receive(name, payload))
+    // A Cluster moves its subscriber connection to another node by itself when a node goes; what was
+    // published meanwhile is read from history, as after a reconnect.
+    if (subscriber instanceof Cluster) subscriber.on('-node', () => this.resyncAll())
     this.unwatch = watch(subscriber, 'subscriber', this.options.logger, {
       ready: () => {
-        if (this.subscriberWasReady) for (const channel of this.channels.values()) this.sync(channel)
+        if (this.subscriberWasReady) this.resyncAll()
         this.subscriberWasReady = true
       },
       close: () => {
@@ -178,8 +194,13 @@ export class FanOut {
     return subscriber
   }
 
+  private resyncAll(): void {
+    for (const channel of this.channels.values()) this.sync(channel)
+  }
+
   private activate(channel: Channel): Promise<unknown> {
-    const activation = this.connection().subscribe(channel.name)
+    const subscriber = this.connection()
+    const activation = this.options.sharded === true ? subscriber.ssubscribe(channel.name) : subscriber.subscribe(channel.name)
     activation.catch(() => undefined)
     channel.activation = activation
     return activation
@@ -208,7 +229,9 @@ export class FanOut {
     clearTimeout(channel.retry)
     // Its marker would be ignored now: let a catch-up in flight finish.
     channel.marker?.resolve()
-    this.connection().unsubscribe(channel.name).catch((err: unknown) => {
+    const subscriber = this.connection()
+    const leaving = this.options.sharded === true ? subscriber.sunsubscribe(channel.name) : subscriber.unsubscribe(channel.name)
+    leaving.catch((err: unknown) => {
       // The connection dropped before answering: ioredis resubscribes only what it still tracks.
       if (!this.closed) this.options.logger.warn({ err }, `@rt/redis: unsubscribing from ${channel.stream} failed`)
     })
@@ -291,7 +314,8 @@ export class FanOut {
         const from = channel.last!
         const marker = this.marker(channel)
         const read = await this.options.read(channel.stream, from, channel.name, marker.token)
-        await marker.arrived
+        await marker.within(MARKER_TIMEOUT)
+        if (marker.at === undefined) channel.again = true
         channel.marker = undefined
         // (Should the last listener have left meanwhile, this delivers to nobody.)
         this.merge(channel, from, read, marker.at)
@@ -317,7 +341,12 @@ export class FanOut {
   private marker(channel: Channel): Marker {
     let resolve = noop
     const arrived = new Promise<void>((done) => (resolve = done))
-    const marker: Marker = { token: `${this.id}.${this.reads++}`, at: undefined, arrived, resolve }
+    const within = (ms: number): Promise<void> => {
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<void>((done) => (timer = setTimeout(done, ms)))
+      return Promise.race([arrived, timeout]).finally(() => clearTimeout(timer))
+    }
+    const marker: Marker = { token: `${this.id}.${this.reads++}`, at: undefined, resolve, within }
     channel.marker = marker
     return marker
   }

@@ -5,7 +5,10 @@
  * never share a name whatever characters they contain.
  */
 export interface StreamKeys {
-  /** Hash: `epoch`, `offset` (last assigned), `ts` (last timestamp), `evicted` (highest offset dropped by retention). */
+  /**
+   * Hash: `epoch`, `offset` (last assigned), `ts` (last timestamp), `evicted` (highest offset dropped by retention),
+   * on a Cluster `owner` (replication id of the master that started the epoch).
+   */
   meta: string
   /** Redis Stream of retained messages, entry id `<offset>-0`, fields `t` (ms) and `b` (the JSON body). */
   history: string

@@ -1,4 +1,4 @@
-import type { Cluster, Redis, RedisOptions } from 'ioredis'
+import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis'
 import type { RetentionOptions } from '@rt/core'
 
 /** An ioredis client: a single server (`Redis`) or a `Cluster`. */
@@ -6,14 +6,17 @@ export type RedisClient = Redis | Cluster
 
 /**
  * Where Redis is. Either a URL, and the package creates (and closes) its own
- * client, or a client you created and keep ownership of (e.g. `fastify.redis`
- * from `@fastify/redis`): it is never closed by rt.
+ * client; or the nodes of a Redis Cluster, likewise; or a client you created and
+ * keep ownership of (e.g. `fastify.redis` from `@fastify/redis`): it is never
+ * closed by rt.
  */
 export type RedisConnectionOptions =
   | {
     /** `redis://[[user]:password@]host[:port][/db]` or `rediss://…` for TLS. */
     url: string
     client?: undefined
+    cluster?: undefined
+    clusterOptions?: undefined
     /**
      * Extra ioredis options for the client created from `url`. rt's defaults make
      * a call fail fast during an outage instead of waiting in a queue:
@@ -26,10 +29,26 @@ export type RedisConnectionOptions =
     redisOptions?: RedisOptions
   }
   | {
+    /**
+     * Some nodes of a Redis Cluster (ioredis discovers the others). rt creates an
+     * ioredis `Cluster` with the same fail-fast settings as for `url`: a call to a
+     * shard that is down or failing over rejects with `BrokerUnavailableError`
+     * (503 on `/_broadcast`) instead of being queued or sent twice.
+     */
+    cluster: ClusterNode[]
+    /** Extra ioredis Cluster options (`redisOptions` inside them applies to every node connection). */
+    clusterOptions?: ClusterOptions
+    url?: undefined
+    client?: undefined
+    redisOptions?: undefined
+  }
+  | {
     /** An ioredis client you own; rt duplicates it for its subscriber connection and closes only that. */
     client: RedisClient
     url?: undefined
     redisOptions?: undefined
+    cluster?: undefined
+    clusterOptions?: undefined
   }
 
 /** Where connection problems are reported. Fastify's `app.log` (pino) and `console` both fit. */
@@ -70,6 +89,15 @@ export type RedisBrokerOptions = RedisConnectionOptions & RedisCommonOptions & R
    * `historyTtl` is `Infinity`.
    */
   streamTtl?: number
+  /**
+   * On a Redis Cluster, how published messages reach the nodes' subscriber
+   * connections. `'sharded'` (default; Redis 7): SPUBLISH/SSUBSCRIBE, a message
+   * travels only within the shard that owns its stream, and each node keeps one
+   * subscriber connection per shard. `'classic'`: PUBLISH/SUBSCRIBE, every
+   * cluster node carries every message (for Redis 6 clusters). A single server
+   * always uses PUBLISH.
+   */
+  pubsub?: 'sharded' | 'classic'
 }
 
 /** Options of {@link RedisSessionStore}. */
@@ -92,13 +120,16 @@ export function fail(message: string): never {
 
 /** Checks the connection part of the options; returns the key prefix. */
 export function checkCommon(options: RedisConnectionOptions & RedisCommonOptions): string {
-  if (typeof options !== 'object' || options === null) fail('options must be an object with `url` or `client`')
+  if (typeof options !== 'object' || options === null) fail('options must be an object with `url`, `cluster` or `client`')
   const hasUrl = options.url !== undefined
   const hasClient = options.client !== undefined
-  if (hasUrl === hasClient) fail('pass exactly one of `url` and `client`')
+  const hasCluster = options.cluster !== undefined
+  if (Number(hasUrl) + Number(hasClient) + Number(hasCluster) !== 1) fail('pass exactly one of `url`, `cluster` and `client`')
   if (hasUrl && (typeof options.url !== 'string' || options.url === '')) fail('url must be a non-empty string')
   if (hasClient && typeof options.client?.evalsha !== 'function') fail('client must be an ioredis client')
-  if (hasClient && options.redisOptions !== undefined) fail('redisOptions only apply with `url`')
+  if (!hasUrl && options.redisOptions !== undefined) fail('redisOptions only apply with `url`')
+  if (hasCluster && (!Array.isArray(options.cluster) || options.cluster.length === 0)) fail('cluster must be a non-empty array of nodes')
+  if (!hasCluster && options.clusterOptions !== undefined) fail('clusterOptions only apply with `cluster`')
   const keyPrefix = options.keyPrefix ?? 'rt:'
   if (typeof keyPrefix !== 'string') fail('keyPrefix must be a string')
   const name = options.connectionName ?? 'rt'

@@ -10,6 +10,7 @@ import {
   type StreamMessage,
   type StreamPosition
 } from '@rt/core'
+import { Cluster } from 'ioredis'
 import { brokerScript } from './broker-script.js'
 import { Connection } from './connection.js'
 import { FanOut, type CatchUpRead, type LiveMessage } from './fan-out.js'
@@ -60,6 +61,8 @@ export class RedisBroker implements Broker {
   private readonly connection: Connection
   private readonly fanOut: FanOut
   private readonly limits: [number, number, number]
+  /** The fan-out command: SPUBLISH (sharded pub/sub) on a Cluster unless `pubsub: 'classic'`, else PUBLISH. */
+  private readonly publishCommand: 'PUBLISH' | 'SPUBLISH'
   private closed = false
 
   constructor(options: RedisBrokerOptions) {
@@ -72,7 +75,11 @@ export class RedisBroker implements Broker {
     this.historyTtlMs = historyTtl * 1000
     this.streamTtlMs = streamTtl * 1000
     this.limits = [historyLimit, ms(historyTtl), ms(streamTtl)]
+    const pubsub = options.pubsub ?? 'sharded'
+    if (pubsub !== 'sharded' && pubsub !== 'classic') fail("pubsub must be 'sharded' or 'classic'")
     this.connection = new Connection(options, 'command')
+    const sharded = pubsub === 'sharded' && this.connection.client instanceof Cluster
+    this.publishCommand = sharded ? 'SPUBLISH' : 'PUBLISH'
     this.fanOut = new FanOut({
       client: this.connection.client,
       position: (stream) => this.position(stream),
@@ -80,7 +87,8 @@ export class RedisBroker implements Broker {
       channelName: (stream) => streamKeys(this.keyPrefix, stream).channel,
       decode: (stream, payload) => decodeLive(stream, payload),
       logger: this.connection.logger,
-      connectionName: this.connection.connectionName
+      connectionName: this.connection.connectionName,
+      sharded
     })
   }
 
@@ -101,7 +109,7 @@ export class RedisBroker implements Broker {
     }
     const keys = streamKeys(this.keyPrefix, stream)
     const send = (): Promise<StreamMessage> =>
-      this.run('publish', keys, [newEpoch(), ...this.limits, keys.channel, body, transient ? '1' : '0']).then((reply) => {
+      this.run('publish', keys, [newEpoch(), ...this.limits, keys.channel, body, transient ? '1' : '0', this.publishCommand]).then((reply) => {
         const [offset, epoch, timestamp] = reply as [number, string, number]
         const message: StreamMessage = { stream, offset, epoch, timestamp, data }
         if (meta !== undefined) message.meta = meta
@@ -150,7 +158,7 @@ export class RedisBroker implements Broker {
 
   /** The fan-out's catch-up read: history after `from` plus a marker on `channel`, atomically (see {@link FanOut}). */
   private catchUp(stream: string, from: StreamPosition, channel: string, marker: string): Promise<CatchUpRead> {
-    const args = [from.offset, from.epoch, channel, marker]
+    const args = [from.offset, from.epoch, channel, marker, this.publishCommand]
     return this.run('catchup', streamKeys(this.keyPrefix, stream), ['', ...this.limits, ...args]).then((reply) => {
       const [epoch, entries] = reply as [string, Entry[]]
       return { epoch, messages: entries.map((entry) => decodeEntry(stream, epoch, entry)) }

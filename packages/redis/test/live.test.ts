@@ -19,7 +19,7 @@ function broker(t: Test, logger = recorder().logger): RedisBroker {
 /** Publishes through the real script but on a channel nobody listens to: stored, never delivered live. */
 async function publishUnseen(stream: string, data: unknown): Promise<void> {
   const keys = streamKeys(prefix, stream)
-  await brokerScript.run(redis, [keys.meta, keys.history], ['publish', 'unused', 100, 300_000, 3_000_000, `${prefix}nowhere`, JSON.stringify({ data }), '0'])
+  await brokerScript.run(redis, [keys.meta, keys.history], ['publish', 'unused', 100, 300_000, 3_000_000, `${prefix}nowhere`, JSON.stringify({ data }), '0', 'PUBLISH'])
 }
 
 function listen(broker: RedisBroker, stream: string): StreamMessage[] {
