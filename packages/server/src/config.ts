@@ -53,6 +53,8 @@ function isBooleanFlag(name: FlagName): boolean {
 interface Raw {
   value: unknown
   source: Source
+  /** Given in code: taken as typed, never converted from text. */
+  typed?: boolean
 }
 
 function parseArgv(argv: readonly string[], into: Map<FlagName, Raw>): 'help' | 'version' | undefined {
@@ -71,7 +73,7 @@ function parseArgv(argv: readonly string[], into: Map<FlagName, Raw>): 'help' | 
       if (isBooleanFlag(name)) value = 'true'
       else {
         value = argv[i + 1]
-        if (value === undefined) throw new ConfigError(`${source} needs a value (${flagSchema(name)['x-value'] ?? 'a value'})`)
+        if (value === undefined) throw new ConfigError(`${source} needs a value (${flagSchema(name)['x-value']})`)
         i++
       }
     }
@@ -91,13 +93,13 @@ function readEnv(env: Readonly<Record<string, string | undefined>>, into: Map<Fl
   }
 }
 
-function readValues(values: Readonly<Record<string, unknown>>, into: Map<FlagName, Raw>, where: string): void {
+function readValues(values: Readonly<Record<string, unknown>>, into: Map<FlagName, Raw>, where: string, typed: boolean): void {
   for (const [key, value] of Object.entries(values)) {
     if (value === undefined) continue
     const name = normalize(key)
     const source = `${key} in ${where} (--${name})`
     if (!isFlagName(name)) unknownFlag(name, `${key} in ${where}`)
-    into.set(name, { value, source })
+    into.set(name, { value, source, typed })
   }
 }
 
@@ -117,14 +119,14 @@ function readFile(path: string, into: Map<FlagName, Raw>): void {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new ConfigError(`--config_path: ${path} must hold a JSON object keyed by flag name, e.g. {"sse": true, "port": 8080}`)
   }
-  readValues(parsed as Record<string, unknown>, into, path)
+  readValues(parsed as Record<string, unknown>, into, path, false)
 }
 
-/** Turns text (flags, environment) into the flag's type; typed values (file, code) are only checked. */
+/** Turns text (flags, environment, strings in the file) into the flag's type; values given in code are only checked. */
 function convert(name: FlagName, raw: Raw): unknown {
   const schema = flagSchema(name)
   const { value, source } = raw
-  if (typeof value !== 'string') return value
+  if (typeof value !== 'string' || raw.typed === true) return value
   if (schema.type === 'boolean') {
     const lowered = value.trim().toLowerCase()
     if (BOOLEAN_TRUE.has(lowered)) return true
@@ -141,10 +143,11 @@ function convert(name: FlagName, raw: Raw): unknown {
 function describe(name: FlagName): string {
   const schema = flagSchema(name)
   if (schema.anyOf !== undefined) return `one of ${schema.anyOf.map((option) => option.const).join(', ')}`
+  if (schema.const !== undefined) return `one of ${String(schema.const)}`
   if (schema.type === 'integer') {
-    const { minimum, maximum } = schema as { minimum?: number; maximum?: number }
-    if (maximum !== undefined) return `an integer from ${minimum} to ${maximum}`
-    return minimum === undefined ? 'an integer' : `an integer >= ${minimum}`
+    // Every integer flag has a minimum (schema.ts).
+    const { minimum, maximum } = schema as unknown as { minimum: number; maximum?: number }
+    return maximum === undefined ? `an integer >= ${minimum}` : `an integer from ${minimum} to ${maximum}`
   }
   if (schema.type === 'boolean') return 'true or false'
   const pattern = (schema as { pattern?: string }).pattern
@@ -161,7 +164,7 @@ export function resolveConfig(sources: ConfigSources): ConfigResult {
   const fromCode = new Map<FlagName, Raw>()
   const fromEnv = new Map<FlagName, Raw>()
   const fromArgv = new Map<FlagName, Raw>()
-  if (sources.values !== undefined) readValues(sources.values, fromCode, 'the options')
+  if (sources.values !== undefined) readValues(sources.values, fromCode, 'the options', true)
   const action = parseArgv(sources.argv ?? [], fromArgv)
   if (action !== undefined) return { action }
   readEnv(sources.env ?? {}, fromEnv)
@@ -182,7 +185,8 @@ export function resolveConfig(sources: ConfigSources): ConfigResult {
   const first = check.Errors(config).First()
   if (first !== undefined) {
     const name = first.path.split('/')[1] as FlagName
-    const source = merged.get(name)?.source ?? `--${name}`
+    // Defaults are valid, so the failing value was given by someone.
+    const source = merged.get(name)!.source
     throw new ConfigError(`${source} must be ${describe(name)}, got ${JSON.stringify(first.value)}`)
   }
   const resolved = config as ServerConfig

@@ -8,7 +8,7 @@ function shownDefault(name: FlagName): string {
 
 function placeholder(name: FlagName): string {
   const schema = flagSchema(name)
-  return schema.type === 'boolean' ? '' : ` ${schema['x-value'] ?? '<value>'}`
+  return schema.type === 'boolean' ? '' : ` ${schema['x-value']}`
 }
 
 const ORIGIN_NOTE = { anycable: '', golongpoll: ' [golongpoll]', rt: ' [rt]' } as const

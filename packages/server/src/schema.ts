@@ -144,7 +144,7 @@ export type ServerConfig = Static<typeof ServerConfigSchema>
 export type FlagName = keyof ServerConfig
 
 /** The schema of one flag, with the keywords the parser and the help read. */
-export type FlagSchema = TSchema & FlagKeywords & { default: unknown; type?: string; anyOf?: Array<{ const: string }> }
+export type FlagSchema = TSchema & FlagKeywords & { default: unknown; type?: string; const?: unknown; anyOf?: Array<{ const: string }> }
 
 export const FLAG_NAMES = Object.keys(ServerConfigSchema.properties) as FlagName[]
 

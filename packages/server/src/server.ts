@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { AddressInfo, Socket } from 'node:net'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import { Journal, MemoryBroker, deriveBroadcastKey, rtCore, type Broker, type RtCoreOptions, type SessionStore } from '@rt/core'
 import { rtSse } from '@rt/sse'
 import { rtLongPoll } from '@rt/long-poll'
@@ -81,8 +81,8 @@ function allowedOrigins(config: ServerConfig): string[] {
 
 function createApp(config: ServerConfig): FastifyInstance {
   const logger = { level: config.log_level }
-  // One line per poll or stream would drown the log of a real-time server; anycable-go logs none either.
-  const base = { logger, disableRequestLogging: true }
+  // One line per poll or stream would drown the log of a real-time server (anycable-go logs none): only at debug.
+  const base = { logger, logController: new LogController({ disableRequestLogging: config.log_level !== 'debug' }) }
   if (config.ssl_cert === '') return Fastify(base)
   const tls = { cert: readTls(config.ssl_cert, '--ssl_cert'), key: readTls(config.ssl_key, '--ssl_key') }
   const app = config.http2
