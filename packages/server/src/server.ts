@@ -121,6 +121,7 @@ async function openStorage(config: ServerConfig, app: FastifyInstance): Promise<
     journal = await Journal.open(broker, {
       file: config.file_persistor_file_name,
       flushIntervalMs: config.file_persistor_write_flush_period_seconds * 1000,
+      /* c8 ignore next: a failing disk write (full disk, removed volume) cannot be produced in a test */
       onError: (error) => app.log.error({ err: error }, 'the persistence journal could not write')
     })
   } catch (error) {

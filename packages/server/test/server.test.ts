@@ -239,6 +239,15 @@ t.test('Redis storage with --redis_url (one process here; two bins in bin.test.t
   t.equal(sse.messages[0]!.data, 'via redis')
 })
 
+t.test('IPv6 host, session API with its own CORS default, stop() with the default timeout', async (t) => {
+  const server = await startServer({ ...quiet, host: '::1', sessions_api: true, shutdown_timeout: 5 })
+  t.equal(server.url, `http://[::1]:${server.port}`)
+  const answer = await fetch(`${server.url}/sessions/abcdefghij1234567890abcdef?timeout=0`, { headers: { accept: 'application/json', origin: 'https://elsewhere.example' } })
+  t.equal(answer.headers.get('access-control-allow-origin'), 'https://elsewhere.example', '@rt/sessions reflects origins (without credentials) unless --allowed_origins is set')
+  await answer.text()
+  t.same(await server.stop(), { forced: false })
+})
+
 t.test('a port in use fails start-up and closes what was opened', async (t) => {
   const first = await start(t, {})
   await t.rejects(startServer({ ...quiet, port: first.port }), { code: 'EADDRINUSE' })
