@@ -44,12 +44,16 @@ export async function runCli(argv: readonly string[], env: Readonly<Record<strin
 }
 
 /**
- * Stops `server` on SIGTERM or SIGINT within `--shutdown_timeout`, then lets
- * the process end by itself. If something still holds it open a moment later,
- * that is logged and the process exits anyway (a stuck handle must not keep a
- * deploy waiting).
+ * Stops `server` on SIGTERM or SIGINT (emitted by `signals`, the process by
+ * default) within `--shutdown_timeout`, then calls `onStopped` with the exit
+ * status: 0, or 1 when connections had to be cut. Returns a function that
+ * removes the handlers.
  */
-export function stopOnSignals(server: RtServer, onStopped: (exitCode: number) => void): () => void {
+export function stopOnSignals(
+  server: RtServer,
+  onStopped: (exitCode: number) => void,
+  signals: Pick<NodeJS.EventEmitter, 'once' | 'off'> = process
+): () => void {
   const handler = (signal: NodeJS.Signals): void => {
     server.app.log.info(`${signal}: shutting down (timeout ${server.config.shutdown_timeout} s)`)
     void server.stop().then(({ forced }) => {
@@ -57,10 +61,10 @@ export function stopOnSignals(server: RtServer, onStopped: (exitCode: number) =>
       onStopped(forced ? 1 : 0)
     })
   }
-  process.once('SIGTERM', handler)
-  process.once('SIGINT', handler)
+  signals.once('SIGTERM', handler)
+  signals.once('SIGINT', handler)
   return () => {
-    process.off('SIGTERM', handler)
-    process.off('SIGINT', handler)
+    signals.off('SIGTERM', handler)
+    signals.off('SIGINT', handler)
   }
 }
