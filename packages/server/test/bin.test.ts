@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { promisify } from 'node:util'
 import { EventSource } from 'eventsource'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { resolveConfig, type ConfigError } from '../src/config.js'
 import { runCli, stopOnSignals, version } from '../src/cli.js'
 import { helpText } from '../src/help.js'
@@ -24,7 +24,7 @@ async function runBin(args: string[], env: Record<string, string> = {}): Promise
 }
 
 /** Checks that SSE, AnyCable long polling, category polling and /_broadcast answer where `paths` says. */
-async function checkTransports(t: Tap.Test, url: string, paths: { sse: string; poll: string; category: string; broadcast: string }, key: string): Promise<void> {
+async function checkTransports(t: Test, url: string, paths: { sse: string; poll: string; category: string; broadcast: string }, key: string): Promise<void> {
   const source = new EventSource(`${url}${paths.sse}?stream=feed`)
   const messages: string[] = []
   let confirmed = false

@@ -5,7 +5,7 @@ import { connect as connectTcp } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { EventSource } from 'eventsource'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { deriveBroadcastKey } from '@rt/core'
 import { ConfigError } from '../src/config.js'
 import { resolveConfig } from '../src/config.js'
@@ -15,7 +15,7 @@ import { railsSignedStreamName, tcpHandles, waitFor } from './helpers.js'
 
 const quiet = { host: '127.0.0.1', port: 0, log_level: 'silent' } as const
 
-async function start(t: Tap.Test, options: StartServerOptions): Promise<RtServer> {
+async function start(t: Test, options: StartServerOptions): Promise<RtServer> {
   const server = await startServer({ ...quiet, ...options })
   t.teardown(() => server.stop({ timeoutMs: 1000 }))
   return server
