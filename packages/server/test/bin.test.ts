@@ -1,14 +1,13 @@
 import { execFile } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { promisify } from 'node:util'
-import { EventSource } from 'eventsource'
 import t, { type Test } from 'tap'
 import { resolveConfig, type ConfigError } from '../src/config.js'
 import { runCli, stopOnSignals, version } from '../src/cli.js'
 import { helpText } from '../src/help.js'
 import { describeEndpoint, startServer } from '../src/server.js'
 import type { ServerConfig } from '../src/schema.js'
-import { BIN, startBin, waitFor } from './helpers.js'
+import { BIN, openEventSource, startBin, waitFor } from './helpers.js'
 
 const run = promisify(execFile)
 
@@ -25,13 +24,7 @@ async function runBin(args: string[], env: Record<string, string> = {}): Promise
 
 /** Checks that SSE, AnyCable long polling, category polling and /_broadcast answer where `paths` says. */
 async function checkTransports(t: Test, url: string, paths: { sse: string; poll: string; category: string; broadcast: string }, key: string): Promise<void> {
-  const source = new EventSource(`${url}${paths.sse}?stream=feed`)
-  const messages: string[] = []
-  let confirmed = false
-  source.onmessage = (event) => messages.push(event.data as string)
-  source.addEventListener('confirm_subscription', () => { confirmed = true })
-  t.teardown(() => source.close())
-  await waitFor(() => confirmed, 'the SSE subscription')
+  const { data: messages } = await openEventSource(`${url}${paths.sse}?stream=feed`, t.teardown)
 
   const connect = await fetch(`${url}${paths.poll}`, {
     method: 'POST',
@@ -103,15 +96,7 @@ t.test('--help and --version', async (t) => {
 t.test('SIGTERM: a held poll and an SSE client are answered, the process ends by itself with status 0', async (t) => {
   const bin = startBin(['--host', '127.0.0.1', '--port', '0', '--sse', '--poll', '--public_streams', '--poll_interval', '60'], {}, t.teardown)
   const url = await bin.url()
-  const source = new EventSource(`${url}/events?stream=s`)
-  let disconnect: string | undefined
-  source.addEventListener('disconnect', (event) => {
-    disconnect = event.data as string
-    source.close()
-  })
-  let confirmed = false
-  source.addEventListener('confirm_subscription', () => { confirmed = true })
-  await waitFor(() => confirmed, 'the SSE subscription')
+  const sse = await openEventSource(`${url}/events?stream=s`, t.teardown)
   const connect = await fetch(`${url}/lp`, { method: 'POST' })
   await connect.text()
   const held = fetch(`${url}/lp`, { method: 'POST', headers: { 'x-anycable-poll-id': connect.headers.get('x-anycable-poll-id')! } })
@@ -120,7 +105,8 @@ t.test('SIGTERM: a held poll and an SSE client are answered, the process ends by
   const exit = await bin.stop()
   t.same(exit, { code: 0, signal: null }, 'exit status 0, not killed by the signal')
   t.equal((await held).status, 200, 'the held poll was answered')
-  t.same(JSON.parse(disconnect!), { type: 'disconnect', reason: 'server_restart', reconnect: true })
+  await waitFor(() => sse.disconnect !== undefined, 'the disconnect event')
+  t.same(JSON.parse(sse.disconnect!), { type: 'disconnect', reason: 'server_restart', reconnect: true })
   t.ok(bin.messages.includes('stopped'))
   t.notMatch(bin.stderr, /still running after stop/, 'no handle outlived stop()')
 })

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHmac } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
+import { EventSource } from 'eventsource'
 
 /** The built bin (the tests run after `tsc -b`, as `pnpm test` does). */
 export const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url))
@@ -23,6 +24,40 @@ export async function waitFor(condition: () => boolean, what: string, ms = 10_00
 export function railsSignedStreamName(name: string, key: string): string {
   const data = Buffer.from(JSON.stringify(name), 'utf8').toString('base64')
   return `${data}--${createHmac('sha256', key).update(data).digest('hex')}`
+}
+
+/** What an EventSource received: data events (`messages`), the types of protocol events, the disconnect's data. */
+export interface EventSourceLog {
+  source: EventSource
+  messages: MessageEvent[]
+  /** The `data` of every message event. */
+  data: string[]
+  types: string[]
+  disconnect: string | undefined
+}
+
+/**
+ * Opens an EventSource (the browser's SSE client) and waits for its subscription to be confirmed. It closes
+ * itself on `disconnect`, so it never reconnects to a stopped server, and at `teardown`.
+ */
+export async function openEventSource(url: string, teardown: (fn: () => unknown) => void): Promise<EventSourceLog> {
+  const source = new EventSource(url)
+  teardown(() => source.close())
+  const log: EventSourceLog = { source, messages: [], data: [], types: [], disconnect: undefined }
+  source.onmessage = (event) => {
+    log.messages.push(event)
+    log.data.push(event.data as string)
+  }
+  for (const type of ['welcome', 'confirm_subscription', 'disconnect']) {
+    source.addEventListener(type, (event) => {
+      log.types.push(type)
+      if (type !== 'disconnect') return
+      log.disconnect = event.data as string
+      source.close()
+    })
+  }
+  await waitFor(() => log.types.includes('confirm_subscription'), `the subscription of ${url}`)
+  return log
 }
 
 /** Sockets and servers alive in this process (`process.getActiveResourcesInfo()`), to find leaks. */

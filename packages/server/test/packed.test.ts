@@ -9,9 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { EventSource } from 'eventsource'
 import t from 'tap'
-import { BinProcess, waitFor } from './helpers.js'
+import { BinProcess, openEventSource, waitFor } from './helpers.js'
 
 const exec = promisify(execFile)
 const packages = fileURLToPath(new URL('../..', import.meta.url))
@@ -44,14 +43,7 @@ t.test('npx @rt/server from the packed tarballs serves AnyCable and golongpoll c
   const url = await bin.url()
 
   // AnyCable's SSE client: the browser's EventSource on /events.
-  const source = new EventSource(`${url}/events?stream=done`)
-  t.teardown(() => source.close())
-  const sse: string[] = []
-  let confirmed = false
-  source.onmessage = (event) => sse.push(event.data as string)
-  source.addEventListener('confirm_subscription', () => { confirmed = true })
-  source.addEventListener('disconnect', () => source.close())
-  await waitFor(() => confirmed, 'the EventSource subscription')
+  const { data: sse } = await openEventSource(`${url}/events?stream=done`, t.teardown)
 
   // AnyCable's long-poll client (@anycable/long-polling): connect with an empty POST, then poll with the poll id and
   // the buffered commands joined by "\n" without a trailing newline.

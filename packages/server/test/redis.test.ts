@@ -1,6 +1,5 @@
-import { EventSource } from 'eventsource'
 import t from 'tap'
-import { startBin, waitFor } from './helpers.js'
+import { openEventSource, startBin, waitFor } from './helpers.js'
 
 const REDIS_URL = 'redis://127.0.0.1:6379'
 
@@ -12,13 +11,7 @@ t.test('--redis_url makes two bins act as one', async (t) => {
   const b = startBin(args, {}, t.teardown)
   const [urlA, urlB] = await Promise.all([a.url(), b.url()])
 
-  const source = new EventSource(`${urlA}/events?stream=shared`)
-  t.teardown(() => source.close())
-  const received: string[] = []
-  let confirmed = false
-  source.onmessage = (event) => received.push(event.data as string)
-  source.addEventListener('confirm_subscription', () => { confirmed = true })
-  await waitFor(() => confirmed, 'the SSE subscription on A')
+  const { data: received } = await openEventSource(`${urlA}/events?stream=shared`, t.teardown)
 
   // A long-poll session opened on A and polled on B: sessions live in Redis, no sticky sessions.
   const connect = await fetch(`${urlA}/lp`, {

@@ -4,14 +4,13 @@ import { connect as connectHttp2 } from 'node:http2'
 import { connect as connectTcp } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { EventSource } from 'eventsource'
 import t, { type Test } from 'tap'
 import { deriveBroadcastKey } from '@rt/core'
 import { ConfigError } from '../src/config.js'
 import { resolveConfig } from '../src/config.js'
 import { jwtOptions, startServer, type RtServer, type StartServerOptions } from '../src/server.js'
 import type { ServerConfig } from '../src/schema.js'
-import { railsSignedStreamName, tcpHandles, waitFor } from './helpers.js'
+import { openEventSource, railsSignedStreamName, tcpHandles, waitFor } from './helpers.js'
 
 const quiet = { host: '127.0.0.1', port: 0, log_level: 'silent' } as const
 
@@ -29,21 +28,6 @@ function broadcast(server: RtServer, key: string | undefined, body: unknown, pat
   })
 }
 
-/** Opens an EventSource and collects its message and typed events. */
-function openEventSource(url: string): { source: EventSource; messages: MessageEvent[]; types: string[]; errors: number } {
-  const source = new EventSource(url)
-  const state = { source, messages: [] as MessageEvent[], types: [] as string[], errors: 0 }
-  source.onmessage = (event) => state.messages.push(event)
-  source.onerror = () => { state.errors++ }
-  for (const type of ['welcome', 'confirm_subscription', 'reject_subscription', 'disconnect']) {
-    source.addEventListener(type, (event) => {
-      state.types.push(type)
-      if (type === 'disconnect') state.messages.push(event)
-    })
-  }
-  return state
-}
-
 t.test('SSE, long polling, category polling and broadcast answer on the configured paths', async (t) => {
   const server = await start(t, {
     sse: true, sse_path: '/sse', poll: true, poll_path: '/poll', poll_flush_interval: 0, category_poll: true,
@@ -53,9 +37,7 @@ t.test('SSE, long polling, category polling and broadcast answer on the configur
   t.same(server.endpoints.map((e) => e.path), ['/bc', '/sse', '/poll', '/cat/sub', '/cat/pub', '/health'])
   t.equal(server.url, `http://127.0.0.1:${server.port}`)
 
-  const sse = openEventSource(`${server.url}/sse?stream=news`)
-  t.teardown(() => sse.source.close())
-  await waitFor(() => sse.types.includes('confirm_subscription'), 'the SSE subscription')
+  const sse = await openEventSource(`${server.url}/sse?stream=news`, t.teardown)
 
   const connect = await fetch(`${server.url}/poll`, {
     method: 'POST',
@@ -94,9 +76,7 @@ t.test('--secret derives the broadcast key; --public opens broadcasting and publ
   const open = await start(t, { category_poll: true, sse: true, public: true })
   t.equal((await broadcast(open, undefined, { stream: 'x', data: '1' })).status, 201)
   t.equal((await fetch(`${open.url}/category/publish`, { method: 'POST', body: JSON.stringify({ category: 'x', data: 'y' }) })).status, 200)
-  const sse = openEventSource(`${open.url}/events?stream=x`)
-  t.teardown(() => sse.source.close())
-  await waitFor(() => sse.types.includes('confirm_subscription'), 'a public stream in public mode')
+  await openEventSource(`${open.url}/events?stream=x`, t.teardown) // resolves once confirmed: a public stream in public mode
 
   const closed = await start(t, { category_poll: true, sse: true })
   t.same(closed.endpoints.map((e) => e.path), ['/_broadcast', '/events', '/category/events', '/health'], 'no publish endpoint without a key')
@@ -110,9 +90,7 @@ t.test('Turbo Streams: a Rails-signed stream name through EventSource, broadcast
   const secret = 'rails-turbo-secret'
   const server = await start(t, { sse: true, turbo_streams: true, secret, ping_interval: 60 })
   const stream = 'gid://app/Room/1:messages'
-  const sse = openEventSource(`${server.url}/events?turbo_signed_stream_name=${encodeURIComponent(railsSignedStreamName(stream, secret))}`)
-  t.teardown(() => sse.source.close())
-  await waitFor(() => sse.types.includes('confirm_subscription'), 'the Turbo subscription')
+  const sse = await openEventSource(`${server.url}/events?turbo_signed_stream_name=${encodeURIComponent(railsSignedStreamName(stream, secret))}`, t.teardown)
   // turbo-rails with AnyCable's HTTP broadcaster: data is the JSON text of the rendered <turbo-stream> element.
   const html = '<turbo-stream action="append" target="messages"><template><p>hi</p></template></turbo-stream>'
   t.equal((await broadcast(server, deriveBroadcastKey(secret), { stream, data: JSON.stringify(html) })).status, 201)
@@ -137,12 +115,7 @@ t.test('Turbo Streams: a Rails-signed stream name through EventSource, broadcast
 t.test('stop() answers a held poll and an SSE client, closes within the timeout and leaves no handles', async (t) => {
   const before = tcpHandles()
   const server = await startServer({ ...quiet, sse: true, poll: true, category_poll: true, public_streams: true, ping_interval: 60, poll_interval: 60 })
-  const sse = openEventSource(`${server.url}/events?stream=s`)
-  await waitFor(() => sse.types.includes('confirm_subscription'), 'the SSE subscription')
-  const disconnected = new Promise<MessageEvent>((resolve) => sse.source.addEventListener('disconnect', (event) => {
-    sse.source.close()
-    resolve(event)
-  }))
+  const sse = await openEventSource(`${server.url}/events?stream=s`, t.teardown)
 
   const connect = await fetch(`${server.url}/lp`, { method: 'POST' })
   const pollId = connect.headers.get('x-anycable-poll-id')!
@@ -155,7 +128,8 @@ t.test('stop() answers a held poll and an SSE client, closes within the timeout 
 
   const result = await server.stop({ timeoutMs: 5000 })
   t.same(result, { forced: false }, 'everything closed before the timeout')
-  t.same(JSON.parse((await disconnected).data as string), { type: 'disconnect', reason: 'server_restart', reconnect: true })
+  await waitFor(() => sse.disconnect !== undefined, 'the disconnect event')
+  t.same(JSON.parse(sse.disconnect!), { type: 'disconnect', reason: 'server_restart', reconnect: true })
   const poll = await heldPoll
   t.equal(poll.status, 200, 'the held poll was answered')
   await poll.text()
@@ -231,9 +205,7 @@ t.test('HTTP/2 and HTTPS with --ssl_cert and --ssl_key', async (t) => {
 
 t.test('Redis storage with --redis_url (one process here; two bins in bin.test.ts)', async (t) => {
   const server = await start(t, { sse: true, public_streams: true, broadcast_key: 'k', redis_url: 'redis://127.0.0.1:6379', redis_key_prefix: `rt-server-test-${process.pid}-${Date.now()}:` })
-  const sse = openEventSource(`${server.url}/events?stream=r`)
-  t.teardown(() => sse.source.close())
-  await waitFor(() => sse.types.includes('confirm_subscription'), 'the subscription')
+  const sse = await openEventSource(`${server.url}/events?stream=r`, t.teardown)
   t.equal((await broadcast(server, 'k', { stream: 'r', data: '"via redis"' })).status, 201)
   await waitFor(() => sse.messages.length === 1, 'the message through Redis')
   t.equal(sse.messages[0]!.data, 'via redis')
