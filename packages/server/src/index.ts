@@ -1,0 +1,6 @@
+export { startServer, jwtOptions, describeEndpoint, type RtServer, type StartServerOptions, type Endpoint, type StopResult } from './server.js'
+export { resolveConfig, ConfigError, type ConfigSources, type ConfigResult } from './config.js'
+export { ServerConfigSchema, NOT_APPLICABLE, FLAG_NAMES, envNames, type ServerConfig, type FlagName, type FlagOrigin } from './schema.js'
+export { helpText, flagTable } from './help.js'
+export { runCli, stopOnSignals, version, type CliOutput, type CliResult } from './cli.js'
+export { CORE_SUPPORTS_JWT } from './features.js'
