@@ -11,3 +11,7 @@ export { MemorySessionStore, type SessionStore, type SessionState, type StoredSu
 export * from './hub/index.js'
 export { originMatcher, checkAllowedOrigins, corsOrigin, originGuard, isSameOrigin } from './origins.js'
 export { Journal, readJournal, type JournalOptions, type JournalLoadReport, type BrokerObserver } from './journal.js'
+export {
+  DEFAULT_LIMITS, MAX_STORED_JSON_DEPTH, resolveLimits, exceedsJsonDepth, parseBoundedJson, nameProblem, identifierProblem, encodeMessageData,
+  type Limits, type BoundedJson
+} from './limits.js'
