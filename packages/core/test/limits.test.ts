@@ -47,7 +47,7 @@ t.test('limits are options, validated', async (t) => {
   t.throws(() => resolveLimits({ maxCommandsPerBody: 0 }), /maxCommandsPerBody must be a positive integer/)
   t.throws(() => resolveLimits({ maxJsonDepth: MAX_STORED_JSON_DEPTH + 1 }), /maxJsonDepth must be at most 1000/)
   const app = Fastify()
-  await t.rejects(app.register(rtCore, { limits: { maxJsonDepth: 1.5 } }).ready(), /@rt\/core: limits.maxJsonDepth must be a positive integer/)
+  await t.rejects(async () => { await app.register(rtCore, { limits: { maxJsonDepth: 1.5 } }).ready() }, /@rt\/core: limits.maxJsonDepth must be a positive integer/)
   const ok = Fastify()
   await ok.register(rtCore, { limits: { maxNameLength: 5 } })
   t.equal(ok.rt.limits.maxNameLength, 5)
