@@ -55,4 +55,15 @@ t.test('a journal that dropped lines is loaded with a warning and counts; the st
   const warning = logs.find((entry) => entry.level === 40)
   t.match(warning, { malformed: 1, renewed: 1, msg: /journal loaded with 1 unreadable line\(s\); 1 stream\(s\) restarted in a new epoch/ })
   t.not((await app.rt.broker.position('farm')).epoch, 'E')
+  await app.close()
+
+  // A buffered journal that was not closed: everything it had not written is lost, so every stream is renewed.
+  writeFileSync(file, `${JSON.stringify({ journal: 1, flushIntervalMs: 200 })}\n${line(1)}\n`)
+  logs.length = 0
+  const restarted = Fastify({ logger: { level: 'info', stream } })
+  await restarted.register(rtCore)
+  await restarted.register(categoryPoll, { persistence: { file } })
+  await restarted.ready()
+  t.teardown(() => restarted.close())
+  t.match(logs.find((entry) => entry.level === 40), { malformed: 0, renewed: 1, unclean: true, msg: /restarted in a new epoch after an unclean shutdown/ })
 })
