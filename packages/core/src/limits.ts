@@ -77,10 +77,14 @@ export function exceedsJsonDepth(text: string, maxDepth: number): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
     if (c === 0x22) {
-      for (i++; i < text.length; i++) {
-        const d = text.charCodeAt(i)
-        if (d === 0x5c) i++
-        else if (d === 0x22) break
+      // Jump to the closing quote (native search; strings are most of a body): one preceded by an odd run of backslashes is escaped.
+      for (;;) {
+        const end = text.indexOf('"', i + 1)
+        if (end < 0) return false
+        let backslashes = 0
+        while (text.charCodeAt(end - 1 - backslashes) === 0x5c) backslashes++
+        i = end
+        if (backslashes % 2 === 0) break
       }
     } else if (c === 0x5b || c === 0x7b) {
       if (++depth > maxDepth) return true

@@ -22,6 +22,8 @@ t.test('exceedsJsonDepth counts brackets outside strings, without recursion', as
   t.equal(exceedsJsonDepth(`["\\"${'['.repeat(500)}"]`, 10), false, 'an escaped quote does not end the string')
   t.equal(exceedsJsonDepth(`{"a":${deep(20, '{"b":', '}')}}`.replace(/\{"b":\}/g, '{"b":1}'), 10), true)
   t.equal(exceedsJsonDepth(' '.repeat(1000), 10), false)
+  t.equal(exceedsJsonDepth(`["\\\\",${deep(20)}]`, 10), true, 'an escaped backslash ends before the closing quote')
+  t.equal(exceedsJsonDepth(`["${'x'.repeat(300)}`, 10), false, 'an unterminated string: malformed, left to JSON.parse')
 })
 
 t.test('parseBoundedJson refuses deep or malformed text', async (t) => {
