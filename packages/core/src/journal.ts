@@ -174,7 +174,8 @@ export async function readJournal(file: string): Promise<{ streams: RestoredStre
         report.blank++
         continue
       }
-      const parsed = parseBoundedJson(line, MAX_STORED_JSON_DEPTH + 2)
+      // A record nests its data one level down: data as deep as any broker stores still loads, anything deeper is malformed.
+      const parsed = parseBoundedJson(line, MAX_STORED_JSON_DEPTH + 1)
       const record = parsed.ok ? parsed.value : undefined
       clean = false
       // The header and the shutdown marker say how the file was written; they are not records.

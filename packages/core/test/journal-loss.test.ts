@@ -180,3 +180,16 @@ t.test('a broken line whose stream cannot be read renews every stream', async (t
   t.match(report, { malformed: 2, renewed: 2 })
   t.same(streams.map((s) => s.epoch === 'E'), [false, false])
 })
+
+t.test('a line nested deeper than any broker stores is a broken line, not a failed load', async (t) => {
+  const file = join(t.testdir(), 'journal.jsonl')
+  const nest = (depth: number): string => '['.repeat(depth) + ']'.repeat(depth)
+  writeFileSync(file, [
+    `{"stream":"ok","offset":1,"epoch":"E","timestamp":1,"data":${nest(1000)}}`,
+    `{"stream":"deep","offset":1,"epoch":"E","timestamp":1,"data":${nest(1001)}}`
+  ].join('\n') + '\n')
+  const { streams, report } = await readJournal(file)
+  t.match(report, { malformed: 1, messages: 1 })
+  t.equal(streams.find((s) => s.stream === 'ok')!.messages[0]!.json, nest(1000))
+  t.notOk(streams.some((s) => s.stream === 'deep'), 'a stream with nothing else loaded starts fresh, in a new epoch when written')
+})
