@@ -3,7 +3,7 @@
  * `timestamp, category, data, id`, and its hand-written bodies (note the space
  * after the colon in `{"error": …}` and `{"success": true}`).
  */
-import { formatMessageId, type StreamMessage } from '@rt/core'
+import { formatMessageId, messageJson, type StreamMessage } from '@rt/core'
 
 /** One event as golongpoll clients read it; `id` is the rt message id (`offset/epoch/stream`). */
 export interface CategoryEventJson {
@@ -38,8 +38,8 @@ const encoded = new WeakMap<StreamMessage, string>()
 export function encodeEvent(message: StreamMessage): string {
   let json = encoded.get(message)
   if (json === undefined) {
-    // `data` undefined (possible through fastify.rt.publish) is sent as null so the key is never missing.
-    json = `{"timestamp":${message.timestamp},"category":${JSON.stringify(message.stream)},"data":${JSON.stringify(message.data ?? null)},"id":${JSON.stringify(formatMessageId(message))}}`
+    // The data as the broker encoded it when it accepted the message (undefined data is null): never serialised again.
+    json = `{"timestamp":${message.timestamp},"category":${JSON.stringify(message.stream)},"data":${messageJson(message)},"id":${JSON.stringify(formatMessageId(message))}}`
     encoded.set(message, json)
   }
   return json

@@ -36,7 +36,13 @@ async function categoryPollPlugin(fastify: FastifyInstance, raw: RtCategoryPollO
       ...options.persistence,
       onError: (error) => fastify.log.error({ err: error }, '@rt/category-poll: the persistence journal could not write')
     })
-    fastify.log.info({ file: journal.path, ...journal.report }, '@rt/category-poll: journal loaded')
+    const { report } = journal
+    if (report.malformed > 0 || report.renewed > 0) {
+      // Lines were dropped or messages may be lost: worth a warning (streams affected restart in a new epoch).
+      fastify.log.warn({ file: journal.path, ...report }, `@rt/category-poll: journal loaded with ${report.malformed} unreadable line(s); ${report.renewed} stream(s) restarted in a new epoch${report.unclean ? ' after an unclean shutdown' : ''}`)
+    } else {
+      fastify.log.info({ file: journal.path, ...report }, '@rt/category-poll: journal loaded')
+    }
     fastify.addHook('onClose', () => journal.close())
   }
 
@@ -64,7 +70,7 @@ async function categoryPollPlugin(fastify: FastifyInstance, raw: RtCategoryPollO
       method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
       url: options.publishPath,
       exposeHeadRoute: false,
-      handler: publishHandler(options, broker)
+      handler: publishHandler(options, broker, fastify.rt.limits.maxJsonDepth)
     })
   }
   // Held requests are answered (timeout) before the server stops, instead of waiting out their timeout.

@@ -30,7 +30,7 @@ t.test('batched writes are flushed on close (case 40)', async (t) => {
   const file = join(t.testdir(), 'events.jsonl')
   const first = await persisted(t, { file, flushIntervalMs: 60_000 })
   await first.publish('c', 1)
-  t.equal(readFileSync(file, 'utf8'), '', 'still buffered')
+  t.notMatch(readFileSync(file, 'utf8'), /"data":1/, 'still buffered')
   await first.app.close()
   t.match(readFileSync(file, 'utf8'), /"data":1/)
 })

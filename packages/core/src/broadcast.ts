@@ -1,7 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { BrokerUnavailableError, type Broker, type MessageMeta } from './broker.js'
+import { BrokerUnavailableError, type Broker, type MessageMeta, type PublishOptions } from './broker.js'
+import { DEFAULT_LIMITS, nameProblem, parseBoundedJson, type Limits } from './limits.js'
 import { acceptAnyBodyAsText } from './raw-body.js'
 import { safeEqual } from './signing.js'
 
@@ -32,16 +33,34 @@ export interface BroadcastEndpointOptions {
   authorize: BroadcastAuthorizer | undefined
   /** Largest accepted body in bytes (413 above it). */
   bodyLimit: number
+  /** Nesting depth of `data`, stream name length, publications per body. */
+  limits: Pick<Limits, 'maxJsonDepth' | 'maxNameLength' | 'maxPublicationsPerBody'>
 }
 
-/** Parses a publication's `data` string the way AnyCable does: JSON when it parses, the raw string otherwise. */
-export function decodeBroadcastData(data: string): unknown {
+/**
+ * Parses a publication's `data` string the way AnyCable does: JSON when it
+ * parses, the raw string otherwise. `undefined` when it is JSON nested deeper
+ * than `maxDepth` (refused: it could be parsed but not written out again).
+ */
+export function decodeBroadcastData(data: string, maxDepth = DEFAULT_LIMITS.maxJsonDepth): { value: unknown; json: string | undefined } | undefined {
+  const parsed = parseBoundedJson(data, maxDepth)
+  if (parsed.ok) return { value: parsed.value, json: LINE_BREAK.test(data) ? undefined : data }
+  if (parsed.error === 'malformed JSON' || !isJson(data)) return { value: data, json: undefined }
+  return undefined
+}
+
+/** Whether text is JSON (parsing deep text is safe in V8; only encoding it again recurses). */
+function isJson(text: string): boolean {
   try {
-    return JSON.parse(data) as unknown
+    JSON.parse(text)
+    return true
   } catch {
-    return data
+    return false
   }
 }
+
+/** JSON text with a line break cannot be stored as is: JSON Lines readers would split it. */
+const LINE_BREAK = /[\r\n]/
 
 /**
  * `POST /_broadcast`, AnyCable's HTTP broadcaster: `{"stream","data","meta"?}` or
@@ -66,20 +85,34 @@ export async function broadcastEndpoint(instance: FastifyInstance, broker: Broke
       if (!(await allowed(request))) {
         return reply.code(401).send({ error: 'unauthorized', message: 'a valid broadcast key (Authorization: Bearer <key>) is required' })
       }
-      let body: unknown
-      try {
-        // The catch-all parser gives a string, or no body at all (which JSON.parse refuses too).
-        body = JSON.parse(request.body as string)
-      } catch {
-        return reply.code(400).send({ error: 'bad_request', message: 'body is not valid JSON' })
+      const { limits } = options
+      // The catch-all parser gives a string, or no body at all (which JSON.parse refuses too).
+      const parsed = parseBoundedJson(typeof request.body === 'string' ? request.body : '', limits.maxJsonDepth)
+      if (!parsed.ok) {
+        return reply.code(400).send({ error: 'bad_request', message: parsed.error === 'malformed JSON' ? 'body is not valid JSON' : `body: ${parsed.error}` })
+      }
+      const body = parsed.value
+      if (Array.isArray(body) && body.length > limits.maxPublicationsPerBody) {
+        return reply.code(413).send({ error: 'too_large', message: `more than ${limits.maxPublicationsPerBody} publications in one body` })
       }
       if (!checkBody.Check(body)) {
         return reply.code(400).send({ error: 'bad_request', message: describeInvalid(body) })
       }
       const publications: Publication[] = Array.isArray(body) ? body : [body]
+      // Every publication is checked before any is published: a refused body publishes nothing.
+      const decoded: Array<{ value: unknown; json: string | undefined }> = []
+      for (const [index, publication] of publications.entries()) {
+        const at = publications.length > 1 ? `publication ${index}: ` : ''
+        const problem = nameProblem(publication.stream, limits)
+        if (problem !== undefined) return reply.code(400).send({ error: 'bad_request', message: `${at}${problem}` })
+        const data = decodeBroadcastData(publication.data, limits.maxJsonDepth)
+        if (data === undefined) return reply.code(400).send({ error: 'bad_request', message: `${at}data nested deeper than ${limits.maxJsonDepth} levels` })
+        decoded.push(data)
+      }
       try {
-        for (const publication of publications) {
-          await broker.publish(publication.stream, decodeBroadcastData(publication.data), metaOptions(publication.meta))
+        for (const [index, publication] of publications.entries()) {
+          const { value, json } = decoded[index]!
+          await broker.publish(publication.stream, value, publishOptions(publication.meta, json))
         }
       } catch (error) {
         if (error instanceof BrokerUnavailableError) {
@@ -99,8 +132,12 @@ export async function broadcastEndpoint(instance: FastifyInstance, broker: Broke
   })
 }
 
-function metaOptions(meta: MessageMeta | undefined): { meta: MessageMeta } | undefined {
-  return meta === undefined ? undefined : { meta }
+function publishOptions(meta: MessageMeta | undefined, json: string | undefined): PublishOptions | undefined {
+  if (meta === undefined && json === undefined) return undefined
+  const options: PublishOptions = {}
+  if (meta !== undefined) options.meta = meta
+  if (json !== undefined) options.json = json
+  return options
 }
 
 function describeInvalid(body: unknown): string {

@@ -6,6 +6,7 @@
  * position from another epoch can no longer be resolved (the history it points
  * into is gone), and readers are told so instead of being silently "caught up".
  */
+import { encodeMessageData } from './limits.js'
 
 /** A point in one stream's history. */
 export interface StreamPosition {
@@ -23,6 +24,14 @@ export interface StreamMessage {
   timestamp: number
   /** The payload: any JSON value. */
   data: unknown
+  /**
+   * `data` as JSON text, encoded once when the broker accepted the message:
+   * readers write this text and never serialise `data` again (so whatever was
+   * accepted can be sent, and a broadcast costs no `JSON.stringify` per
+   * reader). Every broker sets it; it is optional so that messages built by
+   * hand (tests, adapters) still type-check — read it with {@link messageJson}.
+   */
+  json?: string
   /** Delivery hints carried with the message (AnyCable's `meta`). */
   meta?: MessageMeta
 }
@@ -41,6 +50,13 @@ export interface PublishOptions {
   /** Shorthand for `meta.transient`. */
   transient?: boolean
   meta?: MessageMeta
+  /**
+   * `data` as JSON text, when the caller holds it already (the broadcast
+   * endpoint's `data` string as received): the broker stores it instead of
+   * encoding `data` again. It must encode `data`, be nested no deeper than
+   * `MAX_STORED_JSON_DEPTH` and hold no line break (JSON Lines readers).
+   */
+  json?: string
 }
 
 export type StreamListener = (message: StreamMessage) => void
@@ -89,6 +105,11 @@ export interface Broker {
   remove(stream: string, offsets: readonly number[]): Promise<void>
   /** Releases timers and connections. Subscriptions end; further calls fail. */
   close(): Promise<void>
+}
+
+/** The JSON text of a message's data: the broker's encoding when it has one, otherwise `data` encoded now. */
+export function messageJson(message: Pick<StreamMessage, 'data' | 'json'>): string {
+  return message.json ?? encodeMessageData(message.data)
 }
 
 /** Thrown by a broker that cannot accept a call (closed, or its backend is unreachable). */

@@ -12,3 +12,7 @@ export { MemorySessionStore, type SessionStore, type SessionState, type StoredSu
 export * from './hub/index.js'
 export { originMatcher, checkAllowedOrigins, corsOrigin, originGuard, isSameOrigin } from './origins.js'
 export { Journal, readJournal, isJournalable, type JournalOptions, type JournalLoadReport, type BrokerObserver } from './journal.js'
+export {
+  DEFAULT_LIMITS, MAX_STORED_JSON_DEPTH, resolveLimits, exceedsJsonDepth, parseBoundedJson, nameProblem, identifierProblem, encodeMessageData,
+  type Limits, type BoundedJson
+} from './limits.js'

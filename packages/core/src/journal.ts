@@ -8,6 +8,9 @@
  *   stream whose newest messages were removed never reuses an offset)
  * - remove:   `{"remove":<stream>,"epoch","offsets":[…]}` (delete-after-read)
  * - drop:     `{"drop":<stream>}` (the stream's whole state was dropped)
+ * - header:   `{"journal":1,"flushIntervalMs"}`, the first line of every
+ *   compacted file: the flush policy the writer ran with
+ * - shutdown: `{"shutdown":"clean"}`, the last line written by `close()`
  * - golongpoll's FilePersistor lines `{"timestamp","category","data","id"}`
  *   are read too (never written): each category becomes a stream in a fresh
  *   epoch, its events ordered by timestamp and numbered from offset 1.
@@ -18,6 +21,16 @@
  * retired epoch's late lines are ignored). The loaded state is written back
  * compacted when the journal opens, so the file is always canonical after a
  * start.
+ *
+ * An id is never reused for another message. When the file may have lost
+ * accepted messages — the writer buffered records (`flushIntervalMs > 0`) and
+ * did not shut down cleanly, or a line is torn or broken — the affected
+ * streams come back in a new epoch (their retained messages keep their
+ * offsets, relabelled), so a client resuming from a position the file lost is
+ * told its history is gone (`reject_history`, a gap) instead of receiving a
+ * different message under an id it knows. A broken line names its stream when
+ * its beginning survived; otherwise every stream is affected. A clean shutdown,
+ * or an unbuffered writer with intact lines, keeps every epoch: nothing was lost.
  *
  * Flush policy (`flushIntervalMs`):
  * - `0` (default): every record is written to the file (`write(2)`) before
@@ -42,7 +55,8 @@ import { closeSync, createReadStream, existsSync, fsyncSync, openSync, renameSyn
 import { createInterface } from 'node:readline'
 import { Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import type { Broker, MessageMeta, StreamMessage } from './broker.js'
+import { messageJson, type Broker, type MessageMeta, type StreamMessage } from './broker.js'
+import { encodeMessageData, MAX_STORED_JSON_DEPTH, parseBoundedJson } from './limits.js'
 import { newEpoch, type MemoryBroker, type RestoredStream } from './memory-broker.js'
 
 export type { BrokerObserver } from './memory-broker.js'
@@ -69,7 +83,7 @@ export interface JournalOptions {
 
 /** What loading a journal file found. */
 export interface JournalLoadReport {
-  /** Non-blank lines read. */
+  /** Non-blank lines read, besides the header and the shutdown marker. */
   lines: number
   /** Blank lines skipped. */
   blank: number
@@ -82,6 +96,10 @@ export interface JournalLoadReport {
   /** Streams and messages restored. */
   streams: number
   messages: number
+  /** The previous writer buffered records and did not shut down cleanly: what it had not written is lost. */
+  unclean: boolean
+  /** Streams restored in a new epoch because the file may have lost some of their messages. */
+  renewed: number
 }
 
 const Meta = Type.Object({
@@ -108,6 +126,9 @@ const RemoveRecord = Type.Object({
   offsets: Type.Array(Type.Integer({ minimum: 1 }))
 })
 const DropRecord = Type.Object({ drop: Type.String({ minLength: 1 }) })
+const HeaderRecord = Type.Object({ journal: Type.Literal(1), flushIntervalMs: Type.Integer({ minimum: 0 }) })
+const ShutdownRecord = Type.Object({ shutdown: Type.Literal('clean') })
+const SHUTDOWN_LINE = `${JSON.stringify({ shutdown: 'clean' })}\n`
 /** golongpoll v1.3 `Event` as its FilePersistor writes it. */
 const GolongpollRecord = Type.Object({
   timestamp: Type.Integer(),
@@ -119,6 +140,8 @@ const isMessage = TypeCompiler.Compile(MessageRecord)
 const isPosition = TypeCompiler.Compile(PositionRecord)
 const isRemove = TypeCompiler.Compile(RemoveRecord)
 const isDrop = TypeCompiler.Compile(DropRecord)
+const isHeader = TypeCompiler.Compile(HeaderRecord)
+const isShutdown = TypeCompiler.Compile(ShutdownRecord)
 const isGolongpoll = TypeCompiler.Compile(GolongpollRecord)
 
 /** One stream's state while a file is read. */
@@ -135,9 +158,14 @@ interface Loading {
 
 /** Reads a journal file (rt's or golongpoll's format) into restorable streams. A missing file is an empty journal. */
 export async function readJournal(file: string): Promise<{ streams: RestoredStream[]; report: JournalLoadReport }> {
-  const report: JournalLoadReport = { lines: 0, blank: 0, malformed: 0, stale: 0, golongpoll: 0, streams: 0, messages: 0 }
+  const report: JournalLoadReport = { lines: 0, blank: 0, malformed: 0, stale: 0, golongpoll: 0, streams: 0, messages: 0, unclean: false, renewed: 0 }
   const loading = new Map<string, Loading>()
   const golongpoll = new Map<string, StreamMessage[]>()
+  /** Streams named by broken lines; `true` when a broken line named none (every stream is affected). */
+  const damaged = new Set<string>()
+  let damagedUnknown = false
+  let buffered = false
+  let clean = false
   if (existsSync(file)) {
     // readline keeps no line-length limit (golongpoll's Scanner stops the whole load at 64 KiB).
     const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity })
@@ -146,22 +174,42 @@ export async function readJournal(file: string): Promise<{ streams: RestoredStre
         report.blank++
         continue
       }
-      report.lines++
-      let record: unknown
-      try {
-        record = JSON.parse(line)
-      } catch {
-        report.malformed++
+      // A record nests its data one level down: data as deep as any broker stores still loads, anything deeper is malformed.
+      const parsed = parseBoundedJson(line, MAX_STORED_JSON_DEPTH + 1)
+      const record = parsed.ok ? parsed.value : undefined
+      clean = false
+      // The header and the shutdown marker say how the file was written; they are not records.
+      if (isHeader.Check(record)) {
+        buffered = record.flushIntervalMs > 0
         continue
       }
-      if (!apply(record, loading, golongpoll, report)) report.malformed++
+      if (isShutdown.Check(record)) {
+        clean = true
+        continue
+      }
+      report.lines++
+      if (!parsed.ok || !apply(record, loading, golongpoll, report)) {
+        report.malformed++
+        const stream = streamOfBrokenLine(line)
+        if (stream === undefined) damagedUnknown = true
+        else damaged.add(stream)
+      }
     }
   }
+  report.unclean = buffered && !clean
   const streams: RestoredStream[] = []
   for (const [stream, state] of loading) {
     if (state.dropped) continue
     const messages = [...state.messages.values()].filter((m) => !state.removed.has(m.offset)).sort((a, b) => a.offset - b.offset)
     clampTimestamps(messages)
+    if (report.unclean || damagedUnknown || damaged.has(stream)) {
+      // Positions of this epoch may name messages the file lost: a new epoch, so none is given to another message.
+      const epoch = newEpoch()
+      for (let i = 0; i < messages.length; i++) messages[i] = { ...messages[i]!, epoch }
+      streams.push({ stream, epoch, lastOffset: state.lastOffset, messages })
+      report.renewed++
+      continue
+    }
     streams.push({ stream, epoch: state.epoch, lastOffset: state.lastOffset, messages })
   }
   for (const [category, events] of golongpoll) {
@@ -188,7 +236,9 @@ function apply(record: unknown, loading: Map<string, Loading>, golongpoll: Map<s
       report.stale++
       return true
     }
-    const message: StreamMessage = { stream: record.stream, offset: record.offset, epoch: record.epoch, timestamp: record.timestamp, data: record.data }
+    const message: StreamMessage = {
+      stream: record.stream, offset: record.offset, epoch: record.epoch, timestamp: record.timestamp, data: record.data, json: encodeMessageData(record.data)
+    }
     if (record.meta !== undefined) message.meta = record.meta as MessageMeta
     state.messages.set(record.offset, message)
     state.lastOffset = Math.max(state.lastOffset, record.offset)
@@ -218,7 +268,7 @@ function apply(record: unknown, loading: Map<string, Loading>, golongpoll: Map<s
     report.golongpoll++
     let events = golongpoll.get(record.category)
     if (events === undefined) golongpoll.set(record.category, events = [])
-    events.push({ stream: record.category, offset: 0, epoch: '', timestamp: record.timestamp, data: record.data })
+    events.push({ stream: record.category, offset: 0, epoch: '', timestamp: record.timestamp, data: record.data, json: encodeMessageData(record.data) })
     return true
   }
   return false
@@ -249,16 +299,27 @@ function clampTimestamps(messages: StreamMessage[]): void {
   }
 }
 
-function messageLine(message: StreamMessage): string {
-  const record: Record<string, unknown> = {
-    stream: message.stream,
-    offset: message.offset,
-    epoch: message.epoch,
-    timestamp: message.timestamp,
-    data: message.data ?? null
+/**
+ * The stream a line that did not load belongs to, when its beginning survived:
+ * every record rt writes starts with its stream name (`{"stream":…`,
+ * `{"remove":…`, `{"drop":…`).
+ */
+function streamOfBrokenLine(line: string): string | undefined {
+  const match = /^\{"(?:stream|remove|drop)":("(?:[^"\\]|\\.)*")/.exec(line)
+  if (match === null) return undefined
+  try {
+    const stream = JSON.parse(match[1]!) as string
+    return stream === '' ? undefined : stream
+  } catch {
+    return undefined
   }
-  if (message.meta !== undefined) record.meta = message.meta
-  return `${JSON.stringify(record)}\n`
+}
+
+/** A message record; the data is the text the broker encoded when it accepted the message, written as is. */
+function messageLine(message: StreamMessage): string {
+  const meta = message.meta === undefined ? '' : `,"meta":${JSON.stringify(message.meta)}`
+  return `{"stream":${JSON.stringify(message.stream)},"offset":${message.offset},"epoch":${JSON.stringify(message.epoch)},` +
+    `"timestamp":${message.timestamp},"data":${messageJson(message)}${meta}}\n`
 }
 
 function fail(message: string): never {
@@ -340,7 +401,11 @@ export class Journal {
   /** Writes buffered records now (a no-op with `flushIntervalMs: 0`, where nothing is buffered). */
   flush(): void {
     if (this.pending.length === 0 || this.closed) return
-    const text = this.pending.join('')
+    this.write(this.pending.join(''), true)
+  }
+
+  /** Writes `text` and drops what is buffered; compacts afterwards when allowed and due. */
+  private write(text: string, compact: boolean): void {
     this.pending = []
     try {
       writeSync(this.fd, text)
@@ -350,7 +415,7 @@ export class Journal {
       this.onError(error as Error)
       return
     }
-    if (this.appendedBytes > Math.max(this.compactAfterBytes, this.compactedBytes)) this.compact()
+    if (compact && this.appendedBytes > Math.max(this.compactAfterBytes, this.compactedBytes)) this.compact()
   }
 
   /** Rewrites the file from the broker's retained state (see the module comment). */
@@ -369,7 +434,9 @@ export class Journal {
   /** Flushes what is buffered, stops recording and closes the file. The broker keeps its state. */
   async close(): Promise<void> {
     if (this.closed) return
-    this.flush()
+    // The marker that proves to the next start that nothing buffered was lost.
+    this.pending.push(SHUTDOWN_LINE)
+    this.write(this.pending.join(''), false)
     this.closed = true
     this.detach()
     clearInterval(this.timer)
@@ -386,6 +453,7 @@ export class Journal {
     const temporary = `${this.file}.compact`
     const fd = openSync(temporary, 'w', 0o644)
     try {
+      writeSync(fd, `${JSON.stringify({ journal: 1, flushIntervalMs: this.flushIntervalMs })}\n`)
       for (const stream of this.broker.snapshot()) {
         if (!this.persisted(stream.stream)) continue
         let text = `${JSON.stringify({ stream: stream.stream, epoch: stream.epoch, lastOffset: stream.lastOffset })}\n`

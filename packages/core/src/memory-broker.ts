@@ -9,6 +9,7 @@ import {
   type StreamMessage,
   type StreamPosition
 } from './broker.js'
+import { encodeMessageData } from './limits.js'
 
 export interface RetentionOptions {
   /** Messages kept per stream. Default 100 (AnyCable's `history_limit`). */
@@ -128,13 +129,16 @@ export class MemoryBroker implements Broker {
     this.assertOpen()
     const meta = options.transient ? { ...options.meta, transient: true } : options.meta
     const transient = meta?.transient === true
+    // Encoded before an offset is taken: what cannot be written out is refused, not stored.
+    const json = options.json ?? encodeMessageData(data)
     const state = this.state(stream)
     const message: StreamMessage = {
       stream,
       offset: transient ? 0 : ++state.lastOffset,
       epoch: state.epoch,
       timestamp: this.now(),
-      data
+      data,
+      json
     }
     if (meta !== undefined) message.meta = meta
     if (!transient && this.historyLimit > 0) {

@@ -3,6 +3,7 @@ import type { BroadcastAuthorizer } from './broadcast.js'
 import type { RetentionOptions } from './memory-broker.js'
 import type { Authenticate, Channels } from './hub/channels.js'
 import type { SessionStore } from './session-store.js'
+import type { Limits } from './limits.js'
 
 /** Options of the `@rt/core` Fastify plugin. */
 export interface RtCoreOptions {
@@ -56,4 +57,11 @@ export interface RtCoreOptions {
   sessionsTtl?: number | undefined
   /** Where sessions live between requests. Default: in memory (one process). Use `@rt/redis` for clusters. */
   sessionStore?: SessionStore | undefined
+  /**
+   * Bounds on what every rt endpoint parses: JSON nesting depth, stream and
+   * identifier lengths, commands, positions and publications per body (see
+   * `Limits` for each default and the README for the table per endpoint).
+   * Transports read them from `fastify.rt.limits`.
+   */
+  limits?: Partial<Limits> | undefined
 }

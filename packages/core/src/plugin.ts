@@ -9,6 +9,7 @@ import { MemorySessionStore } from './session-store.js'
 import { Metrics } from './metrics.js'
 import type { RtCoreOptions } from './options.js'
 import { deriveBroadcastKey } from './signing.js'
+import { resolveLimits, type Limits } from './limits.js'
 
 /** What `fastify.rt` holds: the one shared broker and what every transport plugs into. */
 export interface RtCore {
@@ -16,6 +17,8 @@ export interface RtCore {
   readonly metrics: Metrics
   /** The Action Cable session model that `@rt/sse` and `@rt/long-poll` drive. */
   readonly hub: Hub
+  /** The bounds every rt entry point parses with (the `limits` option over `DEFAULT_LIMITS`). */
+  readonly limits: Readonly<Limits>
   /** Publishes `data` to `stream` (same as `broker.publish`). */
   publish(stream: string, data: unknown, options?: PublishOptions): Promise<StreamMessage>
 }
@@ -67,6 +70,7 @@ async function rtCorePlugin(fastify: FastifyInstance, options: RtCoreOptions): P
       if (name === '$pubsub') fail('$pubsub is a reserved channel name')
     }
   }
+  const limits = resolveLimits(options.limits)
   const sessionsTtl = options.sessionsTtl ?? 300
   if (typeof sessionsTtl !== 'number' || !(sessionsTtl >= 0)) fail('sessionsTtl must be a non-negative number of seconds')
   const streamsSecret = optionalString(options.streamsSecret, 'streamsSecret') ?? secret
@@ -86,12 +90,14 @@ async function rtCorePlugin(fastify: FastifyInstance, options: RtCoreOptions): P
     streamsSecret,
     turboStreamsSecret,
     sessionsTtl,
-    logger: fastify.log
+    logger: fastify.log,
+    limits
   })
   const rt: RtCore = {
     broker,
     metrics,
     hub,
+    limits,
     publish: (stream, data, publishOptions) => broker.publish(stream, data, publishOptions)
   }
   brandRtCore(rt)
@@ -101,7 +107,7 @@ async function rtCorePlugin(fastify: FastifyInstance, options: RtCoreOptions): P
     const path = validPath(broadcast.path, 'broadcast.path', '/_broadcast')
     const key = explicitKey ?? (secret === undefined ? undefined : deriveBroadcastKey(secret))
     await fastify.register(async (instance) => {
-      await broadcastEndpoint(instance, broker, { path, key, authorize: broadcast.authorize, bodyLimit })
+      await broadcastEndpoint(instance, broker, { path, key, authorize: broadcast.authorize, bodyLimit, limits })
     })
   }
   if (metricsPath !== undefined) {

@@ -17,15 +17,17 @@ async function open(t: Test, b: MemoryBroker, options: JournalOptions): Promise<
   return journal
 }
 
+/** The records of a journal file, without its header and shutdown marker. */
 const lines = (file: string): unknown[] =>
-  readFileSync(file, 'utf8').split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as unknown)
+  readFileSync(file, 'utf8').split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((record) => !('journal' in record) && !('shutdown' in record))
 
 t.test('a restart restores streams with their offsets, epochs, timestamps, data and meta', async (t) => {
   const file = join(t.testdir(), 'journal.jsonl')
   const first = broker(t)
   const journal = await open(t, first, { file })
   t.equal(journal.path, file)
-  t.same(journal.report, { lines: 0, blank: 0, malformed: 0, stale: 0, golongpoll: 0, streams: 0, messages: 0 }, 'a missing file is an empty journal')
+  t.same(journal.report, { lines: 0, blank: 0, malformed: 0, stale: 0, golongpoll: 0, streams: 0, messages: 0, unclean: false, renewed: 0 }, 'a missing file is an empty journal')
   const a1 = await first.publish('a', { n: 1 })
   const b1 = await first.publish('b/with/slashes', 'x', { meta: { broadcast_type: 'note' } })
   await first.publish('a', 'transient', { transient: true })

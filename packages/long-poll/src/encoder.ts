@@ -1,4 +1,4 @@
-import type { Encoder, ServerMessage } from '@rt/core'
+import { encodeServerMessage, type Encoder, type ServerMessage } from '@rt/core'
 
 /**
  * The long-polling wire format: JSON Lines, one message per line, every line
@@ -6,7 +6,7 @@ import type { Encoder, ServerMessage } from '@rt/core'
  * module-level function, so `Outgoing.encode` memoises on it and a broadcast is
  * serialised once for every session that receives it.
  */
-export const encodeJsonl: Encoder<Buffer> = (message: ServerMessage) => Buffer.from(`${JSON.stringify(message)}\n`)
+export const encodeJsonl: Encoder<Buffer> = (message: ServerMessage) => Buffer.from(`${encodeServerMessage(message)}\n`)
 
 /** A line that is not a session message (per-request errors): encoded where it is written. */
 export function jsonlLine(value: unknown): Buffer {

@@ -194,7 +194,11 @@ export function longPollHandler(sessions: LongPollSessions) {
 
   return async function handler(request: LongPollRequest, reply: FastifyReply): Promise<FastifyReply> {
     const body = typeof request.body === 'string' ? request.body : ''
-    const lines = parseJsonl(body)
+    const lines = parseJsonl(body, hub.limits)
+    const overLimit = lines.find((line) => !line.result.ok && line.result.status === 413)
+    if (overLimit !== undefined) {
+      return answer(reply, 413, jsonlLine({ type: 'error', reason: `line ${overLimit.line}: ${(overLimit.result as { error: string }).error}` }))
+    }
     if (lines.length > 0 && !lines.some((line) => line.result.ok)) {
       const reasons = lines.map(({ line, result }) => `line ${line}: ${(result as { error: string }).error}`)
       return answer(reply, 400, jsonlLine({ type: 'error', reason: `no valid command in the body (${reasons.join('; ')})` }))

@@ -1,4 +1,5 @@
 import {
+  encodeMessageData,
   BrokerUnavailableError,
   newEpoch,
   type Broker,
@@ -101,9 +102,11 @@ export class RedisBroker implements Broker {
     const meta = options.transient ? { ...options.meta, transient: true } : options.meta
     const transient = meta?.transient === true
     let body: string
+    let json: string
     try {
-      // JSON has no `undefined`: it is published as null.
-      body = `{"data":${JSON.stringify(data) ?? 'null'}${meta === undefined ? '' : `,"meta":${JSON.stringify(meta)}`}}`
+      // Encoded once, here (undefined is null); readers on every node write this text as is.
+      json = options.json ?? encodeMessageData(data)
+      body = `{"data":${json}${meta === undefined ? '' : `,"meta":${JSON.stringify(meta)}`}}`
     } catch (error) {
       return Promise.reject(error)
     }
@@ -111,7 +114,7 @@ export class RedisBroker implements Broker {
     const send = (): Promise<StreamMessage> =>
       this.run('publish', keys, [newEpoch(), ...this.limits, keys.channel, body, transient ? '1' : '0', this.publishCommand]).then((reply) => {
         const [offset, epoch, timestamp] = reply as [number, string, number]
-        const message: StreamMessage = { stream, offset, epoch, timestamp, data }
+        const message: StreamMessage = { stream, offset, epoch, timestamp, data, json }
         if (meta !== undefined) message.meta = meta
         return message
       })
@@ -189,8 +192,19 @@ function count(limit: number): number {
   return limit
 }
 
-function decodeBody(json: string): Body {
-  return JSON.parse(json) as Body
+function decodeBody(text: string): Body {
+  return JSON.parse(text) as Body
+}
+
+/**
+ * The data's JSON text inside a body `{"data":<json>,"meta"?:…}` ending at
+ * `end`, cut out as `publish` wrote it (never encoded again). Re-encoding the
+ * parsed meta gives back the text publish wrote (plain strings and booleans);
+ * `,"meta":` is 8 characters.
+ */
+function dataText(text: string, start: number, end: number, body: Body): string {
+  const metaLength = body.meta === undefined ? 0 : 8 + JSON.stringify(body.meta).length
+  return text.slice(start + '{"data":'.length, end - 1 - metaLength)
 }
 
 function withMeta(message: StreamMessage, body: Body): StreamMessage {
@@ -199,8 +213,9 @@ function withMeta(message: StreamMessage, body: Body): StreamMessage {
 }
 
 function decodeEntry(stream: string, epoch: string, [id, fields]: Entry): StreamMessage {
-  const body = decodeBody(fields[3]!)
-  return withMeta({ stream, offset: Number.parseInt(id, 10), epoch, timestamp: Number(fields[1]), data: body.data }, body)
+  const text = fields[3]!
+  const body = decodeBody(text)
+  return withMeta({ stream, offset: Number.parseInt(id, 10), epoch, timestamp: Number(fields[1]), data: body.data, json: dataText(text, 0, text.length, body) }, body)
 }
 
 /** Decodes what the publish script PUBLISHes: `{"o":offset,"a":after,"e":epoch,"t":ms,"b":body}`. */
@@ -209,5 +224,7 @@ export function decodeLive(stream: string, payload: string): LiveMessage {
   if (typeof o !== 'number' || typeof e !== 'string' || typeof b !== 'object' || b === null) {
     throw new TypeError('not an rt message')
   }
-  return { message: withMeta({ stream, offset: o, epoch: e, timestamp: t, data: b.data }, b), after: a }
+  // The body is the last field, written verbatim by the publish script after the numbers and the (base64url) epoch.
+  const json = dataText(payload, payload.indexOf(',"b":') + 5, payload.length - 1, b)
+  return { message: withMeta({ stream, offset: o, epoch: e, timestamp: t, data: b.data, json }, b), after: a }
 }

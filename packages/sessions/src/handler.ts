@@ -11,7 +11,7 @@ type SessionRoute = FastifyRequest<{ Params: { id: string } }>
 
 /** An error answer in Fastify's own shape, so every 4xx of the API reads the same. */
 function refuse(reply: FastifyReply, status: number, message: string): FastifyReply {
-  const error = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' }[status]
+  const error = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 413: 'Payload Too Large', 503: 'Service Unavailable' }[status]
   return reply.code(status).send({ statusCode: status, error, message })
 }
 
@@ -100,8 +100,8 @@ export async function sessionRoutes(instance: FastifyInstance, options: Resolved
   instance.post('/:id', async (request: SessionRoute, reply) => {
     const query = check(request, reply)
     if (query === undefined) return reply
-    const requests = parseRequests(request.body)
-    if (!requests.ok) return refuse(reply, 400, requests.error)
+    const requests = parseRequests(request.body, instance.rt.limits)
+    if (!requests.ok) return refuse(reply, requests.status ?? 400, requests.error)
     const session = await acquire(request, reply, query)
     if (session === undefined) return reply
     return reply.header('cache-control', 'no-store').send(await session.run(requests.value))

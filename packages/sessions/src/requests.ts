@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
+import { DEFAULT_LIMITS, parseBoundedJson, type Limits } from '@rt/core'
 import type { SessionRequest } from './messages.js'
 import type { ResolvedOptions } from './options.js'
 
@@ -14,7 +15,7 @@ const RequestSchema = Type.Union([
 ])
 const requestCheck = TypeCompiler.Compile(RequestSchema)
 
-type Parsed<T> = { ok: true; value: T } | { ok: false; error: string }
+type Parsed<T> = { ok: true; value: T } | { ok: false; error: string; status?: 413 }
 
 const KINDS = ['subscribe', 'unsubscribe', 'send'] as const
 const kindsOf = (request: object): string[] => KINDS.filter((kind) => Object.hasOwn(request, kind))
@@ -33,16 +34,18 @@ function requestError(value: unknown): string {
   return `"${kinds[0]}" must be true`
 }
 
-/** Parses a POST body: a non-empty JSON array of subscribe, unsubscribe and send requests. Nothing runs unless all are valid. */
-export function parseRequests(body: unknown): Parsed<SessionRequest[]> {
-  let value: unknown
-  try {
-    value = JSON.parse(typeof body === 'string' ? body : '')
-  } catch (error) {
-    return { ok: false, error: `the body is not valid JSON (${(error as Error).message})` }
-  }
+/**
+ * Parses a POST body: a non-empty JSON array of subscribe, unsubscribe and send
+ * requests, nested at most `limits.maxJsonDepth` levels, at most
+ * `limits.maxCommandsPerBody` of them (413 above). Nothing runs unless all are valid.
+ */
+export function parseRequests(body: unknown, limits: Pick<Limits, 'maxJsonDepth' | 'maxCommandsPerBody'> = DEFAULT_LIMITS): Parsed<SessionRequest[]> {
+  const parsed = parseBoundedJson(typeof body === 'string' ? body : '', limits.maxJsonDepth)
+  if (!parsed.ok) return { ok: false, error: parsed.error === 'malformed JSON' ? 'the body is not valid JSON' : `the body is ${parsed.error}` }
+  const value = parsed.value
   if (!Array.isArray(value)) return { ok: false, error: 'the body must be a JSON array of requests' }
   if (value.length === 0) return { ok: false, error: 'the body must contain at least one request' }
+  if (value.length > limits.maxCommandsPerBody) return { ok: false, error: `more than ${limits.maxCommandsPerBody} requests in one body`, status: 413 }
   for (const [index, request] of value.entries()) {
     if (!requestCheck.Check(request) || kindsOf(request).length !== 1) return { ok: false, error: `request ${index}: ${requestError(request)}` }
   }

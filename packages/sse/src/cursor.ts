@@ -19,7 +19,7 @@ const OFFSET = /^\d{1,15}$/
 
 export type ParsedResume =
   | { ok: true; streams: Record<string, StreamPosition> }
-  | { ok: false; error: string }
+  | { ok: false; error: string; tooMany?: true }
 
 /** The multi-stream cursor of positions (entries sorted by stream name, so equal cursors are equal strings). */
 export function formatCursor(positions: ReadonlyMap<string, StreamPosition>): string {
@@ -34,9 +34,10 @@ export function formatCursor(positions: ReadonlyMap<string, StreamPosition>): st
 /**
  * Reads a `Last-Event-ID`. Like AnyCable, a single id with fewer than three
  * parts is ignored (no streams), and one whose offset is not a number is an
- * error (400). A multi-stream cursor must be well-formed throughout.
+ * error (400). A multi-stream cursor must be well-formed throughout and name
+ * at most `maxStreams` streams (`tooMany` otherwise, checked before any entry is parsed).
  */
-export function parseResume(id: string): ParsedResume {
+export function parseResume(id: string, maxStreams = Infinity): ParsedResume {
   const streams: Record<string, StreamPosition> = Object.create(null) as Record<string, StreamPosition>
   if (!id.startsWith(CURSOR_PREFIX)) {
     const first = id.indexOf('/')
@@ -50,7 +51,9 @@ export function parseResume(id: string): ParsedResume {
     streams[stream] = { offset: Number(offset), epoch }
     return { ok: true, streams }
   }
-  for (const entry of id.slice(CURSOR_PREFIX.length).split(',')) {
+  const entries = id.slice(CURSOR_PREFIX.length).split(',', maxStreams === Infinity ? undefined : maxStreams + 1)
+  if (entries.length > maxStreams) return { ok: false, error: `Last-Event-ID names more than ${maxStreams} streams`, tooMany: true }
+  for (const entry of entries) {
     const parts = entry.split('/')
     if (parts.length !== 3 || !OFFSET.test(parts[0]!) || parts[1] === '' || parts[2] === '') {
       return { ok: false, error: `invalid Last-Event-ID cursor entry: ${entry}` }

@@ -1,4 +1,4 @@
-import { formatMessageId, type ServerMessage } from '@rt/core'
+import { encodeDataPayload, encodeServerMessage, formatMessageId, type ServerMessage } from '@rt/core'
 
 /**
  * `retry:` sent with a `disconnect` that says `reconnect: false`: one year in
@@ -72,9 +72,9 @@ function retryOf(message: ServerMessage): number | undefined {
  * as JSON.
  */
 function getData(message: ServerMessage): string {
-  if (messageType(message) !== undefined) return JSON.stringify(message)
+  if (messageType(message) !== undefined) return encodeServerMessage(message)
   const payload = (message as { message?: unknown }).message
-  return typeof payload === 'string' ? payload : JSON.stringify(payload ?? null)
+  return typeof payload === 'string' ? payload : encodeDataPayload(message)
 }
 
 /*
@@ -95,5 +95,5 @@ export function encodeGetHead(message: ServerMessage): Buffer {
 
 /** POST frame: the full Action Cable message as `data:`, AnyCable's `id:`. */
 export function encodePostFrame(message: ServerMessage): Buffer {
-  return Buffer.from(serialize({ event: messageType(message), data: JSON.stringify(message), id: messageId(message), retry: retryOf(message) }))
+  return Buffer.from(serialize({ event: messageType(message), data: encodeServerMessage(message), id: messageId(message), retry: retryOf(message) }))
 }

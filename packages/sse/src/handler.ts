@@ -1,6 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import {
+  DEFAULT_LIMITS,
   parseJsonl,
+  type CommandLimits,
+  type Limits,
   type Command,
   type Hub,
   type Outgoing,
@@ -46,19 +49,21 @@ interface StreamRequest {
   raw: boolean
 }
 
-type Parsed = { ok: true; stream: StreamRequest } | { ok: false; error: string }
+type Parsed = { ok: true; stream: StreamRequest } | { ok: false; error: string; status?: number }
 
 /** GET: identifiers from the query, history from `history_since` and `Last-Event-ID`. */
-export function fromQuery(request: FastifyRequest): Parsed {
+export function fromQuery(request: FastifyRequest, limits: Pick<Limits, 'maxCursorStreams'> = DEFAULT_LIMITS): Parsed {
   const parsed = parseQuery(request.query)
   if (!parsed.ok) return parsed
   const { identifiers, historySince, raw, lastEventId } = parsed.request
   const header = request.headers['last-event-id']
-  const id = typeof header === 'string' && header !== '' ? header : lastEventId
+  const fromHeader = typeof header === 'string' && header !== ''
+  const id = fromHeader ? header : lastEventId
   let streams: Record<string, StreamPosition> | undefined
   if (id !== undefined && id !== '') {
-    const resume = parseResume(id)
-    if (!resume.ok) return resume
+    const resume = parseResume(id, limits.maxCursorStreams)
+    // Too many positions in the header is a header too large (431); in the query string, a bad request.
+    if (!resume.ok) return resume.tooMany === true && fromHeader ? { ...resume, status: 431 } : resume
     if (Object.keys(resume.streams).length > 0) streams = resume.streams
   }
   const since = historySince !== undefined && historySince > 0 ? historySince : undefined
@@ -70,10 +75,10 @@ export function fromQuery(request: FastifyRequest): Parsed {
 }
 
 /** POST: one subscribe command per JSONL line (with its own `history`), whatever the Content-Type. */
-export function fromBody(body: unknown): Parsed {
+export function fromBody(body: unknown, limits: CommandLimits = DEFAULT_LIMITS): Parsed {
   const commands: SubscribeCommand[] = []
-  for (const { line, result } of parseJsonl(typeof body === 'string' ? body : '')) {
-    if (!result.ok) return { ok: false, error: `line ${line}: ${result.error}` }
+  for (const { line, result } of parseJsonl(typeof body === 'string' ? body : '', limits)) {
+    if (!result.ok) return { ok: false, error: `line ${line}: ${result.error}`, status: result.status ?? 400 }
     if (result.command.command !== 'subscribe') return { ok: false, error: `line ${line}: only subscribe commands open a stream` }
     commands.push(result.command)
   }
@@ -92,11 +97,11 @@ export function sseHandler(hub: Hub, options: ResolvedOptions, streams: Streams)
         // A CORS preflight was answered by @fastify/cors already; any other OPTIONS gets 200, as AnyCable.
         return reply.code(200).send()
       case 'GET':
-        return openStream(request, reply, fromQuery(request))
+        return openStream(request, reply, fromQuery(request, hub.limits))
       case 'POST': {
         const sid = request.headers['x-rt-sid']
         if (options.remoteCommands && typeof sid === 'string') return remoteCommands(sid, request.body, reply)
-        return openStream(request, reply, fromBody(request.body))
+        return openStream(request, reply, fromBody(request.body, hub.limits))
       }
       default:
         return reply.code(405).header('allow', 'GET, POST, OPTIONS').send()
@@ -105,8 +110,8 @@ export function sseHandler(hub: Hub, options: ResolvedOptions, streams: Streams)
 
   async function remoteCommands(sid: string, body: unknown, reply: FastifyReply): Promise<unknown> {
     const commands: Command[] = []
-    for (const { line, result } of parseJsonl(typeof body === 'string' ? body : '')) {
-      if (!result.ok) return reply.code(400).type(TEXT).send(`line ${line}: ${result.error}`)
+    for (const { line, result } of parseJsonl(typeof body === 'string' ? body : '', hub.limits)) {
+      if (!result.ok) return reply.code(result.status ?? 400).type(TEXT).send(`line ${line}: ${result.error}`)
       commands.push(result.command)
     }
     if (commands.length === 0) return reply.code(400).type(TEXT).send('no commands')
@@ -115,7 +120,7 @@ export function sseHandler(hub: Hub, options: ResolvedOptions, streams: Streams)
   }
 
   async function openStream(request: FastifyRequest, reply: FastifyReply, parsed: Parsed): Promise<unknown> {
-    if (!parsed.ok) return reply.code(400).type(TEXT).send(parsed.error)
+    if (!parsed.ok) return reply.code(parsed.status ?? 400).type(TEXT).send(parsed.error)
     const { commands, format, raw } = parsed.stream
     // Nothing is written before authentication and subscriptions are resolved: hold messages until then.
     const held: Outgoing[] = []

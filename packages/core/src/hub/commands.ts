@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { DEFAULT_LIMITS, identifierProblem, parseBoundedJson, type Limits } from '../limits.js'
 
 const StreamPositionSchema = Type.Object({
   offset: Type.Integer({ minimum: 0 }),
@@ -55,10 +56,18 @@ const validators = {
   pong: TypeCompiler.Compile(PongCommandSchema)
 }
 
-export type ParsedCommand = { ok: true; command: Command } | { ok: false; error: string }
+/**
+ * A validated command, or why not. `status` 413 says a limit on the amount of
+ * input was passed (too many commands or positions), so a transport answering
+ * over HTTP can say so; anything else is a 400.
+ */
+export type ParsedCommand = { ok: true; command: Command } | { ok: false; error: string; status?: 413 }
 
-/** Validates a decoded command (compiled TypeBox schemas, one per command). */
-export function validateCommand(value: unknown): ParsedCommand {
+/** The limits commands are checked against. */
+export type CommandLimits = Pick<Limits, 'maxJsonDepth' | 'maxIdentifierLength' | 'maxCursorStreams' | 'maxCommandsPerBody'>
+
+/** Validates a decoded command (compiled TypeBox schemas, one per command), then the limits on identifiers and positions. */
+export function validateCommand(value: unknown, limits: CommandLimits = DEFAULT_LIMITS): ParsedCommand {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, error: 'a command must be a JSON object' }
   }
@@ -66,20 +75,26 @@ export function validateCommand(value: unknown): ParsedCommand {
   if (typeof name !== 'string') return { ok: false, error: 'missing "command"' }
   if (!Object.hasOwn(validators, name)) return { ok: false, error: `unknown command: ${name}` }
   const validator = validators[name as keyof typeof validators]
-  if (validator.Check(value)) return { ok: true, command: value as Command }
-  const first = validator.Errors(value).First()!
-  return { ok: false, error: `invalid ${name} command: ${first.path.slice(1)} ${first.message}` }
+  if (!validator.Check(value)) {
+    const first = validator.Errors(value).First()!
+    return { ok: false, error: `invalid ${name} command: ${first.path.slice(1)} ${first.message}` }
+  }
+  const command = value as Command
+  if (command.command === 'pong') return { ok: true, command }
+  const problem = identifierProblem(command.identifier, limits)
+  if (problem !== undefined) return { ok: false, error: `invalid ${name} command: ${problem}` }
+  const streams = command.command === 'subscribe' || command.command === 'history' ? command.history?.streams : undefined
+  if (streams !== undefined && Object.keys(streams).length > limits.maxCursorStreams) {
+    return { ok: false, error: `invalid ${name} command: history of more than ${limits.maxCursorStreams} streams`, status: 413 }
+  }
+  return { ok: true, command }
 }
 
-/** Parses and validates one JSON line. */
-export function parseCommand(line: string): ParsedCommand {
-  let value: unknown
-  try {
-    value = JSON.parse(line)
-  } catch {
-    return { ok: false, error: 'malformed JSON' }
-  }
-  return validateCommand(value)
+/** Parses and validates one JSON line (nested no deeper than `limits.maxJsonDepth`). */
+export function parseCommand(line: string, limits: CommandLimits = DEFAULT_LIMITS): ParsedCommand {
+  const parsed = parseBoundedJson(line, limits.maxJsonDepth)
+  if (!parsed.ok) return parsed
+  return validateCommand(parsed.value, limits)
 }
 
 /** One line of a JSONL body: its 1-based line number and the parse result. */
@@ -91,15 +106,21 @@ export interface JsonlLine {
 /**
  * Splits a JSONL body into commands. Blank lines are skipped, `\r\n` is
  * accepted, and the last line may lack its newline (AnyCable's long-polling
- * client sends it that way).
+ * client sends it that way). A body of more than `limits.maxCommandsPerBody`
+ * commands ends with a 413 error line in place of the first command over the
+ * limit (nothing after it is parsed).
  */
-export function parseJsonl(body: string): JsonlLine[] {
+export function parseJsonl(body: string, limits: CommandLimits = DEFAULT_LIMITS): JsonlLine[] {
   const lines: JsonlLine[] = []
   const raw = body.split('\n')
   for (let i = 0; i < raw.length; i++) {
     const text = raw[i]!.trim()
     if (text === '') continue
-    lines.push({ line: i + 1, result: parseCommand(text) })
+    if (lines.length === limits.maxCommandsPerBody) {
+      lines.push({ line: i + 1, result: { ok: false, error: `more than ${limits.maxCommandsPerBody} commands in one body`, status: 413 } })
+      break
+    }
+    lines.push({ line: i + 1, result: parseCommand(text, limits) })
   }
   return lines
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Broker, StreamMessage } from '../broker.js'
 import type { SessionState, SessionStore } from '../session-store.js'
+import { DEFAULT_LIMITS, type Limits } from '../limits.js'
 import { PUBSUB_CHANNEL, TURBO_CHANNEL, pubsubChannel, turboChannel, type Authenticate, type Channel, type Channels, type Identity } from './channels.js'
 import { Outgoing, controlStream } from './protocol.js'
 import { Session, type SessionMode, type SessionSink } from './session.js'
@@ -22,6 +23,8 @@ export interface HubOptions {
   /** Seconds a closed session can be restored by its sid. Default 300 (AnyCable's `sessions_ttl`); 0 disables restoring. */
   sessionsTtl?: number
   logger?: Pick<FastifyBaseLogger, 'error' | 'warn'>
+  /** Bounds on commands, identifiers and stream names. Default {@link DEFAULT_LIMITS}. */
+  limits?: Limits
 }
 
 export type ConnectResult =
@@ -76,6 +79,8 @@ export class Hub {
   readonly broker: Broker
   readonly store: SessionStore
   readonly sessionsTtlMs: number
+  /** What commands, identifiers and stream names are checked against (every transport parses with these). */
+  readonly limits: Limits
   private readonly channels = new Map<string, Channel>()
   private readonly authenticator: Authenticate | undefined
   private readonly logger: Pick<FastifyBaseLogger, 'error' | 'warn'> | undefined
@@ -88,6 +93,7 @@ export class Hub {
     this.authenticator = options.authenticate
     this.logger = options.logger
     this.sessionsTtlMs = (options.sessionsTtl ?? 300) * 1000
+    this.limits = options.limits ?? { ...DEFAULT_LIMITS }
     for (const [name, channel] of Object.entries(options.channels ?? {})) this.channels.set(name, channel)
     const streams = {
       publicStreams: options.publicStreams ?? false,

@@ -6,10 +6,10 @@ export {
 } from './channels.js'
 export {
   parseCommand, parseJsonl, validateCommand,
-  type Command, type ParsedCommand, type JsonlLine, type HistoryRequest,
+  type Command, type ParsedCommand, type CommandLimits, type JsonlLine, type HistoryRequest,
   type SubscribeCommand, type UnsubscribeCommand, type MessageCommand, type HistoryCommand, type PongCommand
 } from './commands.js'
 export {
-  Outgoing, pingMessage, controlStream, isInternalStream, broadcastReply, disconnectMessage, buildIdentifier,
+  Outgoing, encodeServerMessage, encodeDataPayload, pingMessage, controlStream, isInternalStream, broadcastReply, disconnectMessage, buildIdentifier,
   type ServerMessage, type Encoder, type WelcomeMessage, type PingMessage, type IdentifierReply, type DisconnectMessage, type DataMessage
 } from './protocol.js'

@@ -1,4 +1,4 @@
-import type { StreamMessage } from '../broker.js'
+import { messageJson, type StreamMessage } from '../broker.js'
 
 /** `{"type":"welcome"}`, with the extended protocol's session fields. */
 export interface WelcomeMessage {
@@ -70,9 +70,17 @@ export function pingMessage(now = Date.now(), precision: 's' | 'ms' = 's'): Ping
   return { type: 'ping', message: precision === 'ms' ? now : Math.floor(now / 1000) }
 }
 
+/**
+ * The JSON text of the payload of replies made from a stored message: the text
+ * the broker encoded when it accepted the message, so the reply is written
+ * with it instead of serialising the payload again.
+ */
+const payloadJson = new WeakMap<ServerMessage, string>()
+
 /** The broadcast reply for one identifier (extended protocol: with the stream position). */
 export function broadcastReply(identifier: string, message: StreamMessage): DataMessage {
   const reply: DataMessage = { identifier, message: message.data }
+  payloadJson.set(reply, messageJson(message))
   if (message.meta?.broadcast_type !== undefined) reply.type = message.meta.broadcast_type
   if (message.offset > 0) {
     reply.stream_id = message.stream
@@ -80,6 +88,27 @@ export function broadcastReply(identifier: string, message: StreamMessage): Data
     reply.offset = message.offset
   }
   return reply
+}
+
+/**
+ * A server message's JSON. A broadcast reply is written around its stored
+ * payload text (keys in the order `broadcastReply` sets them), so the payload
+ * is never serialised again; anything else is `JSON.stringify`'d. Every
+ * transport writes Action Cable messages through this.
+ */
+export function encodeServerMessage(message: ServerMessage): string {
+  const payload = payloadJson.get(message)
+  if (payload === undefined) return JSON.stringify(message)
+  const reply = message as DataMessage
+  let json = `{"identifier":${JSON.stringify(reply.identifier)},"message":${payload}`
+  if (reply.type !== undefined) json += `,"type":${JSON.stringify(reply.type)}`
+  if (reply.stream_id !== undefined) json += `,"stream_id":${JSON.stringify(reply.stream_id)},"epoch":${JSON.stringify(reply.epoch)},"offset":${reply.offset}`
+  return `${json}}`
+}
+
+/** The JSON of a data message's `message` part: its stored text for a broadcast reply, otherwise encoded now (`null` when absent). */
+export function encodeDataPayload(message: ServerMessage): string {
+  return payloadJson.get(message) ?? JSON.stringify((message as { message?: unknown }).message ?? null)
 }
 
 /** `{"type":"disconnect",...}`; `reason` and `reconnect` are always present, as in AnyCable. */

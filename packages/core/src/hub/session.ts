@@ -4,6 +4,7 @@ import { catchUp, historyAfter } from '../stream-reader.js'
 import type { Channel, ChannelContext } from './channels.js'
 import { validateCommand, parseCommand, type Command, type HistoryRequest } from './commands.js'
 import type { Hub } from './hub.js'
+import { DEFAULT_LIMITS, nameProblem, parseBoundedJson } from '../limits.js'
 import { Outgoing, broadcastReply, controlStream, disconnectMessage, type ServerMessage } from './protocol.js'
 
 /** Where a session's server messages go: the transport's side of the connection. */
@@ -148,7 +149,7 @@ export class Session {
 
   private async run(input: unknown): Promise<CommandResult> {
     if (this.closed) return fail('session closed')
-    const parsed = typeof input === 'string' ? parseCommand(input) : validateCommand(input)
+    const parsed = typeof input === 'string' ? parseCommand(input, this.hub.limits) : validateCommand(input, this.hub.limits)
     if (!parsed.ok) return parsed
     const command: Command = parsed.command
     switch (command.command) {
@@ -162,7 +163,7 @@ export class Session {
 
   private async subscribe(identifier: string, history: HistoryRequest | undefined): Promise<CommandResult> {
     if (Object.hasOwn(this.state.subscriptions, identifier)) return fail('already subscribed')
-    const decoded = decodeIdentifier(identifier)
+    const decoded = decodeIdentifier(identifier, this.hub.limits.maxJsonDepth)
     const channel = decoded === undefined ? undefined : this.hub.channel(decoded.channel)
     if (decoded === undefined || channel === undefined) {
       this.emit({ type: 'reject_subscription', identifier })
@@ -212,12 +213,9 @@ export class Session {
   private async perform(identifier: string, data: string): Promise<CommandResult> {
     const subscription = this.subscription(identifier)
     if (subscription === undefined) return fail('unknown subscription')
-    let payload: unknown
-    try {
-      payload = JSON.parse(data)
-    } catch {
-      return fail('perform data must be a JSON string')
-    }
+    const parsed = parseBoundedJson(data, this.hub.limits.maxJsonDepth)
+    if (!parsed.ok) return fail(parsed.error === 'malformed JSON' ? 'perform data must be a JSON string' : `perform data: ${parsed.error}`)
+    const payload = parsed.value
     if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return fail('perform data must be a JSON object')
     const action = (payload as { action?: unknown }).action
     if (typeof action !== 'string') return fail('perform data must name an "action"')
@@ -295,6 +293,8 @@ export class Session {
       identifier,
       sid: this.sid,
       streamFrom: (stream) => {
+        // A name over the limit (from a client's params) is never joined: the subscription is rejected instead.
+        if (nameProblem(stream, this.hub.limits) !== undefined) return hooks.reject()
         if (!subscription.streams.includes(stream)) subscription.streams.push(stream)
       },
       stopStream: (stream) => {
@@ -436,13 +436,10 @@ function replyFor(message: StreamMessage, identifier: string): Outgoing {
 }
 
 /** Decodes a Rails-style identifier: a JSON object with a string `channel`. */
-export function decodeIdentifier(identifier: string): { channel: string; params: Record<string, unknown> } | undefined {
-  let value: unknown
-  try {
-    value = JSON.parse(identifier)
-  } catch {
-    return undefined
-  }
+export function decodeIdentifier(identifier: string, maxDepth = DEFAULT_LIMITS.maxJsonDepth): { channel: string; params: Record<string, unknown> } | undefined {
+  const parsed = parseBoundedJson(identifier, maxDepth)
+  if (!parsed.ok) return undefined
+  const value = parsed.value
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined
   const { channel, ...params } = value as Record<string, unknown>
   if (typeof channel !== 'string' || channel === '') return undefined

@@ -49,6 +49,28 @@ export function brokerContract(t: Test, setup: BrokerContractSetup): void {
     t.equal(other.offset, 1, 'offsets are per stream')
   })
 
+  t.test("a message's JSON text is encoded once, when accepted, and read back as is live and from history", async (t) => {
+    const broker = await make(t)
+    const live = collect(broker, 'j')
+    const messages = [
+      await broker.publish('j', { a: [1, 'two'], b: null }),
+      await broker.publish('j', undefined),
+      await broker.publish('j', 'with meta', { meta: { broadcast_type: 'note', exclude_socket: 'x"y' } }),
+      await broker.publish('j', { as: 'received' }, { json: '{"as": "received"}' })
+    ]
+    t.same(messages.map((m) => m.json), ['{"a":[1,"two"],"b":null}', 'null', '"with meta"', '{"as": "received"}'])
+    const cyclic: Record<string, unknown> = {}
+    cyclic.self = cyclic
+    await t.rejects(broker.publish('j', cyclic), /cannot be encoded as JSON/, 'what JSON cannot encode is refused')
+    t.equal((await broker.position('j')).offset, 4, 'and takes no offset')
+    await until(() => live.messages.length === 4, 'live delivery')
+    t.same(live.messages.map((m) => m.json), messages.map((m) => m.json), 'live readers get the stored text')
+    const history = await broker.history('j', { since: 0 })
+    t.same(history.messages.map((m) => m.json), messages.map((m) => m.json), 'so do history readers')
+    t.same(history.messages[2]!.meta, { broadcast_type: 'note', exclude_socket: 'x"y' })
+    live.stop()
+  })
+
   t.test('concurrent publishes get distinct offsets and are delivered in offset order', async (t) => {
     const broker = await make(t, 1000)
     const live = collect(broker, 'c')
