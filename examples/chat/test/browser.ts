@@ -83,13 +83,20 @@ export interface TabState {
  * Opens a tab at `url`/blank that subscribes to public `streams` with `createSharedConsumer` (when the
  * options share across tabs) or `createConsumer`, recording what it receives on `window.rt`.
  */
-export async function openTab(context: BrowserContext, url: string, streams: string[], options: Record<string, unknown>, onError: (message: string) => void): Promise<Page> {
+export async function openTab(
+  context: BrowserContext,
+  url: string,
+  streams: string[],
+  options: Record<string, unknown>,
+  onError: (message: string) => void,
+  where: { page: string; client: string } = { page: '/blank', client: '/rt' }
+): Promise<Page> {
   const page = await context.newPage()
   page.on('pageerror', (error) => onError(error.message))
-  await page.goto(`${url}/blank`)
-  await page.evaluate(async ({ streams, options }) => {
+  await page.goto(`${url}${where.page}`)
+  await page.evaluate(async ({ streams, options, client: base }) => {
     const shared = 'shareAcrossTabs' in options
-    const client = await import(shared ? '/rt/shared-tabs.js' : '/rt/index.js') as Record<string, (options: unknown) => unknown>
+    const client = await import(`${base}/${shared ? 'shared-tabs' : 'index'}.js`) as Record<string, (options: unknown) => unknown>
     const create = shared ? client.createSharedConsumer! : client.createConsumer!
     type Consumer = TabState['consumer'] & { subscribe(target: unknown, callbacks: unknown): unknown }
     const consumer = create({ url: location.origin, ...options }) as Consumer
@@ -101,7 +108,7 @@ export async function openTab(context: BrowserContext, url: string, streams: str
         received: (_message: unknown, meta: { stream: string; offset: number }) => { (state.got[meta.stream] ??= []).push(meta.offset) }
       })
     }
-  }, { streams, options })
+  }, { streams, options, client: where.client })
   return page
 }
 
