@@ -231,7 +231,10 @@ export class SharedConsumer {
       // Stolen by a tab that saw this one silent (frozen): follow, and queue again.
       this.releaseLock = undefined
       this.stepDown()
-      if (!this.closed && this.queued === 0) this.requestLock(false)
+      if (this.closed) return
+      if (this.queued === 0) this.requestLock(false)
+      // The new leader asked for every tab's state while this one was not listening.
+      this.sendState()
     })
   }
 
@@ -314,6 +317,7 @@ export class SharedConsumer {
           // the larger id gives way.
           if (this.locks !== undefined || this.tab < message.tab) return
           this.stepDown()
+          this.sendState()
         }
         this.lastBeat = Date.now()
         this.knownLeader = message.tab
