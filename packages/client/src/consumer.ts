@@ -313,7 +313,8 @@ export class Consumer {
         this.options.onTransport?.(this.current?.name)
         return
       case 'disconnect':
-        if (message.reason === 'token_expired' && this.refreshToken()) this.reconnectNow()
+        // Refused (AnyCable's `unauthorized`, as in a 401) or expired: a token function gets one more try.
+        if ((message.reason === 'token_expired' || message.reason === 'unauthorized') && this.refreshToken()) this.reconnectNow()
         else if (message.reconnect === false) this.close()
         return
       case 'confirm_subscription':
