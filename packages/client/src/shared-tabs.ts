@@ -346,6 +346,8 @@ export class SharedConsumer {
       case 'state':
         leader.dropTab(message.tab)
         for (const want of message.wants) leader.want(message.tab, want)
+        // A new tab (or one back from a pause) learns who leads and the transport now, not at the next beat.
+        this.channel.postMessage({ k: 'beat', tab: this.tab, transport: this.currentTransport } satisfies TabMessage)
         return
       case 'sub':
         return leader.want(message.tab, message.want)
