@@ -4,12 +4,18 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import tap, { type Test } from 'tap'
 import { rtCore, type RtCoreOptions } from '@rt/core'
 import { rtLongPoll } from '@rt/long-poll'
 import { rtSse } from '@rt/sse'
 
 export const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-export const haveChromium = existsSync(executablePath)
+
+/** A test that drives Chromium; without it, a failure, never a skip (in CI, .ci/run installs it). */
+export function chromiumTest(name: string, fn: (t: Test) => Promise<void>): void {
+  if (existsSync(executablePath)) void tap.test(name, fn)
+  else tap.fail(`Chromium not found at ${executablePath}: apt-get install chromium`)
+}
 
 /** The built @rt/client, served to the pages at /rt/. */
 const clientRoot = dirname(fileURLToPath(import.meta.resolve('@rt/client')))

@@ -28,6 +28,14 @@ function request(session: ClientHttp2Session, headers: Record<string, string>, b
   })
 }
 
+/** The HTTP version of an answer to an HTTP/1.1-only client (node:https), trusting `cert`. */
+const http1Version = (url: string, cert: string): Promise<string> => new Promise((resolve, reject) => {
+  httpsRequest(url, { ca: readFileSync(cert) }, (res) => {
+    res.resume()
+    resolve(res.httpVersion)
+  }).on('error', reject).end()
+})
+
 t.test('config: TLS_KEY and TLS_CERT turn on HTTPS with HTTP/2; HTTP2=0 keeps HTTP/1.1', async (t) => {
   const { key, cert } = selfSignedCertificate()
   const on = configFromEnv({ TLS_KEY: key, TLS_CERT: cert })
@@ -42,13 +50,7 @@ t.test('config: TLS_KEY and TLS_CERT turn on HTTPS with HTTP/2; HTTP2=0 keeps HT
   const address = await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   t.match(address, /^https:/)
-  const version = await new Promise<string>((resolve, reject) => {
-    httpsRequest(`${address}/endpoints`, { ca: readFileSync(cert) }, (res) => {
-      res.resume()
-      resolve(res.httpVersion)
-    }).on('error', reject).end()
-  })
-  t.equal(version, '1.1', 'HTTPS over HTTP/1.1')
+  t.equal(await http1Version(`${address}/endpoints`, cert), '1.1', 'HTTPS over HTTP/1.1')
 })
 
 t.test('HTTP/2 with TLS: SSE, long polling and category polling over one connection; HTTP/1.1 still answers', async (t) => {
@@ -92,11 +94,5 @@ t.test('HTTP/2 with TLS: SSE, long polling and category polling over one connect
   t.equal(published.status, 200)
   t.match(JSON.parse((await held).text), { events: [{ category: 'h2_farm', data: 'oink' }] })
 
-  const version = await new Promise<string>((resolve, reject) => {
-    httpsRequest(`${address}/endpoints`, { ca: readFileSync(cert) }, (res) => {
-      res.resume()
-      resolve(res.httpVersion)
-    }).on('error', reject).end()
-  })
-  t.equal(version, '1.1', 'an HTTP/1.1 client is still served (allowHTTP1)')
+  t.equal(await http1Version(`${address}/endpoints`, cert), '1.1', 'an HTTP/1.1 client is still served (allowHTTP1)')
 })
