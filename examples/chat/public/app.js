@@ -1,6 +1,5 @@
 // The rt chat demo: @rt/client over SSE with long-polling fallback, the example server's ChatChannel.
-import { createConsumer } from '/vendor/rt-client/index.js'
-
+// With ?share=1 the page's tabs share one connection (@rt/client/shared-tabs): open many, see one stream.
 const $ = (id) => document.getElementById(id)
 const params = new URLSearchParams(location.search)
 const forceLongPoll = $('force-long-poll')
@@ -8,12 +7,18 @@ forceLongPoll.checked = params.get('transport') === 'long-poll'
 $('name').value = params.get('name') ?? ''
 $('room').value = params.get('room') ?? 'lobby'
 
-const consumer = createConsumer({
+const shared = params.get('share') === '1'
+const options = {
   url: location.origin,
-  transports: ['sse', 'long-poll'],
-  onTransport: (transport) => { $('transport').textContent = transport ?? 'reconnecting…' }
-})
-if (forceLongPoll.checked) consumer.useTransport('long-poll')
+  transports: shared && forceLongPoll.checked ? ['long-poll'] : ['sse', 'long-poll'],
+  onTransport: (transport) => { $('transport').textContent = transport === undefined ? 'reconnecting…' : `${transport}${shared ? ' (shared by the tabs)' : ''}` }
+}
+const consumer = shared
+  ? (await import('/vendor/rt-client/shared-tabs.js')).createSharedConsumer({ ...options, shareAcrossTabs: 'chat' })
+  : (await import('/vendor/rt-client/index.js')).createConsumer(options)
+// A shared connection's transport is the leader's: it is chosen when the page opens.
+forceLongPoll.disabled = shared
+if (!shared && forceLongPoll.checked) consumer.useTransport('long-poll')
 let subscription
 
 function log(text, user) {
@@ -63,5 +68,5 @@ $('send').addEventListener('submit', (event) => {
   $('text').value = ''
 })
 
-forceLongPoll.addEventListener('change', () => consumer.useTransport(forceLongPoll.checked ? 'long-poll' : 'auto'))
+forceLongPoll.addEventListener('change', () => { if (!shared) consumer.useTransport(forceLongPoll.checked ? 'long-poll' : 'auto') })
 if (params.has('autojoin')) $('join').requestSubmit()

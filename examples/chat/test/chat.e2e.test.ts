@@ -25,10 +25,10 @@ if (!existsSync(executablePath)) {
       await browser.close()
       await app.close()
     })
-    const open = async (name: string, transport: 'sse' | 'long-poll'): Promise<Page> => {
-      const page = await browser.newPage()
+    const open = async (name: string, transport: 'sse' | 'long-poll', share = false, page?: Page): Promise<Page> => {
+      page ??= await browser.newPage()
       page.on('pageerror', (error) => t.fail(`${name}: ${error.message}`))
-      const query = new URLSearchParams({ name, room: 'e2e', autojoin: '1', ...(transport === 'long-poll' ? { transport } : {}) })
+      const query = new URLSearchParams({ name, room: 'e2e', autojoin: '1', ...(transport === 'long-poll' ? { transport } : {}), ...(share ? { share: '1' } : {}) })
       await page.goto(`${address}/?${query}`)
       await page.waitForFunction(() => !(document.getElementById('text') as HTMLInputElement).disabled)
       return page
@@ -55,6 +55,14 @@ if (!existsSync(executablePath)) {
     t.equal(await count(ann), 20, 'SSE page got every message once')
     t.equal(await count(bob), 20, 'long-polling page got every message once')
     t.match(await bob.textContent('#position'), /chat_e2e #22/)
+
+    // ?share=1: two tabs of one browser context share one connection.
+    const context = await browser.newContext()
+    const cat = await open('cat', 'sse', true, await context.newPage())
+    const dan = await open('dan', 'sse', true, await context.newPage())
+    await dan.waitForFunction(() => document.getElementById('transport')?.textContent === 'sse (shared by the tabs)')
+    await say(dan, 'hello from a shared tab')
+    await Promise.all([seen(ann, 'hello from a shared tab'), seen(cat, 'hello from a shared tab'), seen(dan, 'hello from a shared tab')])
 
     mkdirSync(outputDir, { recursive: true })
     await ann.screenshot({ path: join(outputDir, 'chat-sse.png') })

@@ -17,6 +17,17 @@ const chatRoot = join(here, '..', '..', 'chat', 'public')
 /** The built @rt/client (its dist folder). */
 const clientRoot = dirname(fileURLToPath(import.meta.resolve('@rt/client')))
 
+/**
+ * HTTP/2 needs TLS in browsers; with it, every tab's event stream or held poll is one stream of a single
+ * connection instead of one of the six HTTP/1.1 connections a browser opens per origin. HTTP/1.1 stays on for
+ * clients that do not negotiate h2 (curl --http1.1, some proxies).
+ */
+function serverOptions(config: ExampleConfig): Record<string, unknown> {
+  if (config.tls === undefined) return {}
+  if (!config.http2) return { https: config.tls }
+  return { http2: true, https: { ...config.tls, allowHTTP1: true } }
+}
+
 /** One endpoint the example serves, for the index at `/` and the startup log. */
 export interface Endpoint {
   method: string
@@ -29,7 +40,8 @@ export interface Endpoint {
  * transport, each on its default path. Exported for the example's own tests.
  */
 export async function buildApp(config: ExampleConfig, options: { logger?: boolean } = {}): Promise<{ app: FastifyInstance; endpoints: Endpoint[] }> {
-  const app = Fastify({ logger: options.logger ?? false })
+  // Typed as the HTTP/1.1 instance every plugin's types expect: the plugins work unchanged over HTTP/2's compat API.
+  const app = Fastify({ logger: options.logger ?? false, ...serverOptions(config) })
   const endpoints: Endpoint[] = []
 
   // --- Multi-node (@rt/redis): with REDIS_URL every process shares one Redis for streams and sessions,

@@ -29,6 +29,25 @@ export interface ConsumerOptions {
   fetch?: typeof fetch
   /** Called when the transport in use changes (`undefined` while disconnected). */
   onTransport?(transport: TransportName | undefined): void
+  /**
+   * A token for the server's `authenticate` hook, sent as AnyCable's `?jid=` (or in `tokenHeader`). A function
+   * (it may return a promise) is asked before the first connect, and once more when the server answers 401 or
+   * `disconnect` with reason `token_expired`; a second refusal in a row closes the consumer.
+   */
+  token?: string | (() => string | Promise<string>)
+  /** Sends the token in this header instead of the `jid` query parameter (e.g. `X-JID`, `Authorization`). */
+  tokenHeader?: string
+  /**
+   * ms a hidden page (`visibilitychange`) keeps its connection; then it disconnects and resumes from its
+   * positions when shown again. Default: never pauses.
+   */
+  pauseWhenHidden?: number
+}
+
+/** Where a subscription starts: positions per stream, and `since` (ms) for the streams it has not heard from. */
+export interface Resume {
+  since?: number | undefined
+  streams?: Record<string, Position>
 }
 
 /** One subscription of a consumer. */
@@ -68,13 +87,23 @@ export class Consumer {
   private timer: ReturnType<typeof setTimeout> | undefined
   private sseRetry: ReturnType<typeof setTimeout> | undefined
   private closed = false
+  /** The token in use; `undefined` while a token function has to be asked. */
+  private token: string | undefined
+  private asking = false
+  /** A token was refreshed since the last welcome: the next refusal is final. */
+  private refreshed = false
+  private paused = false
+  private pauseTimer: ReturnType<typeof setTimeout> | undefined
+  private readonly unlisten: Array<() => void> = []
 
   constructor(options: ConsumerOptions) {
     this.options = options
     this.transports = options.transports ?? ['sse', 'long-poll']
     if (this.transports.length === 0) throw new TypeError('@rt/client: transports must not be empty')
+    if (typeof options.token === 'string') this.token = options.token
     this.settings = {
       url: options.url.replace(/\/$/, ''),
+      query: '',
       ssePath: options.ssePath ?? '/events',
       longPollPath: options.longPollPath ?? '/lp',
       headers: options.headers ?? {},
@@ -82,6 +111,32 @@ export class Consumer {
       fetch: options.fetch ?? ((input, init) => fetch(input, init)),
       sseWelcomeTimeout: options.sseWelcomeTimeout ?? 5000,
       staleTimeout: options.staleTimeout ?? 15_000
+    }
+    // Browsers: come back at once when the network or the page does, instead of waiting out a backoff.
+    const listen = (target: EventTarget | undefined, event: string, handler: () => void): void => {
+      if (target?.addEventListener === undefined) return
+      target.addEventListener(event, handler)
+      this.unlisten.push(() => target.removeEventListener(event, handler))
+    }
+    const page = typeof document === 'undefined' ? undefined : document
+    listen(globalThis, 'online', () => this.resumeNow())
+    listen(globalThis, 'offline', () => {
+      if (this.current === undefined) return
+      this.drop()
+      this.retryLater()
+    })
+    if (options.pauseWhenHidden !== undefined) {
+      listen(page, 'visibilitychange', () => {
+        clearTimeout(this.pauseTimer)
+        if (page!.visibilityState !== 'hidden') {
+          if (this.paused) this.resumeNow()
+          return
+        }
+        this.pauseTimer = setTimeout(() => {
+          this.paused = true
+          this.drop()
+        }, options.pauseWhenHidden)
+      })
     }
   }
 
@@ -95,13 +150,19 @@ export class Consumer {
     return this.streamPositions
   }
 
-  subscribe(target: SubscriptionTarget, callbacks: SubscriptionCallbacks = {}): Subscription {
+  /**
+   * Subscribes; `from` starts it at known positions (what a tab that shares its connection already saw)
+   * instead of at live messages.
+   */
+  subscribe(target: SubscriptionTarget, callbacks: SubscriptionCallbacks = {}, from?: Resume): Subscription {
     const identifier = identifierOf(target)
     if (this.closed) throw new Error('@rt/client: the consumer is closed')
     if (this.subscriptions.has(identifier)) throw new Error(`@rt/client: already subscribed to ${identifier}`)
-    this.subscriptions.set(identifier, { identifier, callbacks, streams: new Set(), confirmedAt: undefined })
+    const state: SubscriptionState = { identifier, callbacks, streams: new Set(), confirmedAt: undefined }
+    this.subscriptions.set(identifier, state)
+    if (from !== undefined) this.seed(state, from)
     if (this.current === undefined) this.connect()
-    else this.current.send([{ command: 'subscribe', identifier }])
+    else this.current.send([this.subscribeCommand(state)])
     return {
       identifier,
       perform: (action, data = {}) => {
@@ -113,6 +174,21 @@ export class Consumer {
         this.current?.send([{ command: 'unsubscribe', identifier }])
       }
     }
+  }
+
+  /**
+   * Moves a subscription's positions back to `from` where it is behind them (same epoch) and returns whether
+   * anything moved; the next (re)connect asks for history from there.
+   */
+  rewind(identifier: string, from: Resume): boolean {
+    const state = this.subscriptions.get(identifier)
+    return state !== undefined && this.seed(state, from)
+  }
+
+  /** Reconnects now from the current positions. */
+  reconnect(): void {
+    this.attempts = 0
+    this.reconnectNow()
   }
 
   /** Forces a transport (`'auto'` goes back to the preference order), reconnecting now from the current positions. */
@@ -127,7 +203,48 @@ export class Consumer {
     this.closed = true
     clearTimeout(this.timer)
     clearTimeout(this.sseRetry)
+    clearTimeout(this.pauseTimer)
+    for (const unlisten of this.unlisten.splice(0)) unlisten()
     this.drop()
+  }
+
+  private seed(state: SubscriptionState, from: Resume): boolean {
+    let moved = false
+    if (from.since !== undefined && !(state.confirmedAt! <= from.since)) {
+      state.confirmedAt = from.since
+      moved = true
+    }
+    for (const [stream, position] of Object.entries(from.streams ?? {})) {
+      const known = this.streamPositions.get(stream)
+      state.streams.add(stream)
+      if (known !== undefined && !(known.epoch === position.epoch && position.offset < known.offset)) continue
+      this.streamPositions.set(stream, position)
+      state.confirmedAt ??= Date.now()
+      moved = true
+    }
+    return moved
+  }
+
+  /** The network or the page is back: reconnect now, with a fresh backoff. */
+  private resumeNow(): void {
+    this.paused = false
+    this.attempts = 0
+    if (!this.connected) this.reconnectNow()
+  }
+
+  private retryLater(retry = 0): void {
+    const min = this.options.backoff?.min ?? 500
+    const max = this.options.backoff?.max ?? 30_000
+    const delay = Math.min(max, Math.max(retry, min * 2 ** this.attempts++))
+    this.timer = setTimeout(() => this.connect(), delay / 2 + Math.random() * (delay / 2))
+  }
+
+  /** Asks the token function again after a refusal; false when it was just asked (the refusal is final). */
+  private refreshToken(): boolean {
+    if (typeof this.options.token !== 'function' || this.refreshed) return false
+    this.refreshed = true
+    this.token = undefined
+    return true
   }
 
   private reconnectNow(): void {
@@ -144,7 +261,25 @@ export class Consumer {
   }
 
   private connect(): void {
-    if (this.closed) return
+    clearTimeout(this.timer)
+    if (this.closed || this.paused || this.current !== undefined || this.asking) return
+    const { token, tokenHeader } = this.options
+    if (typeof token === 'function' && this.token === undefined) {
+      this.asking = true
+      Promise.resolve().then(token).then((value) => {
+        this.asking = false
+        this.token = value
+        this.connect()
+      }, () => {
+        this.asking = false
+        this.close()
+      })
+      return
+    }
+    if (this.token !== undefined) {
+      if (tokenHeader === undefined) this.settings.query = `?jid=${encodeURIComponent(this.token)}`
+      else this.settings.headers = { ...this.options.headers, [tokenHeader]: this.token }
+    }
     const name = this.forced ?? (this.sseFailed ? this.transports.find((t) => t !== 'sse') ?? 'sse' : this.transports[0]!)
     const host: TransportHost = {
       receive: (message) => { if (this.current === transport) this.receive(message) },
@@ -174,10 +309,13 @@ export class Consumer {
       case 'welcome':
         this.connected = true
         this.attempts = 0
+        this.refreshed = false
         this.options.onTransport?.(this.current?.name)
         return
       case 'disconnect':
-        if (message.reconnect === false) this.close()
+        // Refused (AnyCable's `unauthorized`, as in a 401) or expired: a token function gets one more try.
+        if ((message.reason === 'token_expired' || message.reason === 'unauthorized') && this.refreshToken()) this.reconnectNow()
+        else if (message.reconnect === false) this.close()
         return
       case 'confirm_subscription':
         if (subscription === undefined) return
@@ -211,7 +349,7 @@ export class Consumer {
   private ended(transport: Transport, end: TransportEnd): void {
     this.current = undefined
     this.setDisconnected()
-    if (end.fatal) return this.close()
+    if (end.fatal) return this.refreshToken() ? this.connect() : this.close()
     const fallback = this.transports.find((t) => t !== 'sse')
     if (transport.name === 'sse' && !end.welcomed && this.forced === undefined && fallback !== undefined) {
       // SSE does not get through here: use the fallback now and try SSE again later.
@@ -223,10 +361,7 @@ export class Consumer {
       }, this.options.retrySseAfter ?? 60_000)
       return this.connect()
     }
-    const min = this.options.backoff?.min ?? 500
-    const max = this.options.backoff?.max ?? 30_000
-    const delay = Math.min(max, Math.max(end.retry ?? 0, min * 2 ** this.attempts++))
-    this.timer = setTimeout(() => this.connect(), delay / 2 + Math.random() * (delay / 2))
+    this.retryLater(end.retry)
   }
 
   private setDisconnected(): void {

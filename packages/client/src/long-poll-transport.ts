@@ -27,7 +27,7 @@ export function longPollTransport(settings: TransportSettings, host: TransportHo
   async function request(commands: Command[]): Promise<boolean> {
     const headers: Record<string, string> = { ...settings.headers, 'content-type': 'text/plain' }
     if (pollId !== undefined) headers['x-anycable-poll-id'] = pollId
-    const response = await settings.fetch(settings.url + settings.longPollPath, {
+    const response = await settings.fetch(settings.url + settings.longPollPath + settings.query, {
       method: 'POST',
       headers,
       body: commands.length > 0 ? jsonl(commands) : null,

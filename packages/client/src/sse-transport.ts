@@ -42,7 +42,7 @@ export function sseTransport(settings: TransportSettings, host: TransportHost): 
   async function open(commands: Command[]): Promise<void> {
     arm(settings.sseWelcomeTimeout, 'no welcome on the event stream (buffered by a proxy?)')
     try {
-      const response = await settings.fetch(settings.url + settings.ssePath, {
+      const response = await settings.fetch(settings.url + settings.ssePath + settings.query, {
         method: 'POST',
         headers: { ...settings.headers, accept: 'text/event-stream', 'content-type': 'text/plain' },
         body: jsonl(commands),
@@ -75,7 +75,7 @@ export function sseTransport(settings: TransportSettings, host: TransportHost): 
       queued.push(...commands)
       return
     }
-    settings.fetch(settings.url + settings.ssePath, {
+    settings.fetch(settings.url + settings.ssePath + settings.query, {
       method: 'POST',
       headers: { ...settings.headers, 'content-type': 'text/plain', 'x-rt-sid': sid },
       body: jsonl(commands),

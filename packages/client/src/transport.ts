@@ -3,6 +3,8 @@ import type { Command, FetchCredentials, ServerMessage, TransportName } from './
 /** Settings every transport reads. */
 export interface TransportSettings {
   url: string
+  /** Appended to every request's path: `?jid=<token>` or empty. */
+  query: string
   ssePath: string
   longPollPath: string
   headers: Record<string, string>

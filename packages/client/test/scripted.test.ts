@@ -3,11 +3,11 @@ import { createConsumer } from '../src/index.js'
 import { until } from './server.js'
 
 /** A fetch that answers from a script: each call takes the next answer for its path. */
-function scripted(answers: Record<string, Array<() => Response>>): { fetch: typeof fetch; calls: Array<{ path: string; body: string; headers: Record<string, string> }> } {
-  const calls: Array<{ path: string; body: string; headers: Record<string, string> }> = []
+function scripted(answers: Record<string, Array<() => Response>>): { fetch: typeof fetch; calls: Array<{ path: string; search: string; body: string; headers: Record<string, string> }> } {
+  const calls: Array<{ path: string; search: string; body: string; headers: Record<string, string> }> = []
   const fetchImpl = (async (input: string | URL | Request, init?: RequestInit) => {
-    const path = new URL(String(input)).pathname
-    calls.push({ path, body: String(init?.body ?? ''), headers: (init?.headers ?? {}) as Record<string, string> })
+    const { pathname: path, search } = new URL(String(input))
+    calls.push({ path, search, body: String(init?.body ?? ''), headers: (init?.headers ?? {}) as Record<string, string> })
     const next = answers[path]?.shift()
     if (next === undefined) return new Promise<Response>(() => undefined)
     return next()
@@ -125,4 +125,31 @@ t.test('long polling: a 401 on a poll (session expired) reconnects; a 401 on con
   rt.subscribe({ stream: 's' })
   await until(() => calls.length >= 4, 'reconnect after expiry')
   t.same(calls.slice(0, 4).map((c) => c.headers['x-anycable-poll-id']), [undefined, 'p1', undefined, 'p2'])
+})
+
+t.test('disconnect token_expired on an open stream: the token function is asked again and the stream reopened with it', async (t) => {
+  const expired = frame({ type: 'disconnect', reason: 'token_expired', reconnect: false })
+  const { fetch, calls } = scripted({
+    '/events': [
+      sse(frame({ type: 'welcome', sid: 'a' }) + frame({ type: 'confirm_subscription', identifier: id }) + expired),
+      sse(frame({ type: 'welcome', sid: 'b' }) + expired),
+      sse(frame({ type: 'welcome', sid: 'c' }))
+    ]
+  })
+  let asked = 0
+  const rt = createConsumer({ url: 'http://rt.test', fetch, transports: ['sse'], token: () => `t${++asked}` })
+  t.teardown(() => rt.close())
+  rt.subscribe({ stream: 's' })
+  await until(() => calls.length === 3, 'two reconnects: a welcome in between allows a second refresh')
+  t.same(calls.map((c) => c.search), ['?jid=t1', '?jid=t2', '?jid=t3'])
+
+  // With a fixed token there is nothing to refresh: reconnect: false is obeyed.
+  const fixed = scripted({ '/events': [sse(frame({ type: 'welcome', sid: 'a' }) + expired)] })
+  const once = createConsumer({ url: 'http://rt.test', fetch: fixed.fetch, transports: ['sse'], token: 'fixed' })
+  t.teardown(() => once.close())
+  let disconnected = false
+  once.subscribe({ stream: 's' }, { disconnected: () => { disconnected = true } })
+  await until(() => disconnected, 'closed')
+  t.throws(() => once.subscribe({ stream: 'more' }), /closed/)
+  t.same(fixed.calls.map((c) => c.search), ['?jid=fixed'])
 })

@@ -10,7 +10,7 @@ export { rtCore, rtCore as default, type RtCore } from './plugin.js'
 export { requireRtCore, readManifest, RT_CORE_VERSION, type RtPluginManifest } from './identity.js'
 export { MemorySessionStore, type SessionStore, type SessionState, type StoredSubscription } from './session-store.js'
 export * from './hub/index.js'
-export { originMatcher, checkAllowedOrigins, corsOrigin, originGuard, isSameOrigin } from './origins.js'
+export { originMatcher, checkAllowedOrigins, corsOrigin, originGuard, isSameOrigin, requestHost } from './origins.js'
 export { Journal, readJournal, isJournalable, type JournalOptions, type JournalLoadReport, type BrokerObserver } from './journal.js'
 export {
   DEFAULT_LIMITS, MAX_STORED_JSON_DEPTH, resolveLimits, exceedsJsonDepth, parseBoundedJson, nameProblem, identifierProblem, encodeMessageData,

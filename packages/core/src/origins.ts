@@ -41,6 +41,12 @@ export function corsOrigin(allowedOrigins: readonly string[]): '*' | ((origin: s
   return (origin, callback) => callback(null, allowed(origin))
 }
 
+/** The host a request was sent to: `Host` on HTTP/1.1, `:authority` on HTTP/2 (which has no Host header). */
+export function requestHost(request: FastifyRequest): string | undefined {
+  const host = request.headers.host ?? request.headers[':authority']
+  return typeof host === 'string' ? host : undefined
+}
+
 /** Whether an Origin names the host the request was sent to. */
 export function isSameOrigin(origin: string, host: string | undefined): boolean {
   try {
@@ -61,7 +67,7 @@ export function originGuard(allowedOrigins: readonly string[] | undefined): (req
   const allowed = allowedOrigins === undefined ? () => false : originMatcher(allowedOrigins)
   return async (request, reply) => {
     const origin = request.headers.origin
-    if (origin === undefined || request.method === 'OPTIONS' || isSameOrigin(origin, request.headers.host) || allowed(origin)) return
+    if (origin === undefined || request.method === 'OPTIONS' || isSameOrigin(origin, requestHost(request)) || allowed(origin)) return
     await reply.code(403).send({ error: 'forbidden', message: 'origin not allowed: add it to allowedOrigins' })
   }
 }

@@ -35,9 +35,12 @@ class ResponseWatch {
   onAbort: () => void = () => undefined
 
   constructor(res: ServerResponse) {
+    // HTTP/2 (compat API): `res.socket` stands for the request's own stream, which is closed as soon as the
+    // answer is sent; a reset stream shows a non-zero code instead (NO_ERROR is 0).
+    const h2 = (res as unknown as { stream?: { rstCode?: number } }).stream
     const socket = res.socket!
     this.delivered = new Promise((resolve) => {
-      res.once('finish', () => resolve(!socket.destroyed))
+      res.once('finish', () => resolve(h2 === undefined ? !socket.destroyed : !h2.rstCode))
       res.once('close', () => {
         resolve(false)
         this.onAbort()

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { acceptAnyBodyAsText, isSameOrigin, originMatcher } from '@rt/core'
+import { acceptAnyBodyAsText, isSameOrigin, originMatcher, requestHost } from '@rt/core'
 import cors from '@fastify/cors'
 import { ClientSession } from './client-session.js'
 import { SSE_HEADERS, SseConnection } from './connection.js'
@@ -42,7 +42,7 @@ export async function sessionRoutes(instance: FastifyInstance, options: Resolved
     }
     // Without allowedOrigins a page on another site must not act with the user's cookies (the browser
     // would send them along with a simple POST): secure by default.
-    if (request.headers.cookie !== undefined && !isSameOrigin(origin, request.headers.host)) {
+    if (request.headers.cookie !== undefined && !isSameOrigin(origin, requestHost(request))) {
       return refuse(reply, 403, 'cross-origin requests with cookies need the allowedOrigins option')
     }
   })
