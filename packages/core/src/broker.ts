@@ -7,6 +7,8 @@
  * into is gone), and readers are told so instead of being silently "caught up".
  */
 
+import type { RetentionPolicy, StreamSelector } from './retention.js'
+
 /** A point in one stream's history. */
 export interface StreamPosition {
   offset: number
@@ -85,6 +87,14 @@ export interface Broker {
   history(stream: string, query: HistoryQuery): Promise<HistoryResult>
   /** The stream's current position: its epoch and last assigned offset. */
   position(stream: string): Promise<StreamPosition>
+  /**
+   * Keeps `policy`'s history for the streams `applies` selects instead of the
+   * broker's own retention (a plugin with rules of its own: golongpoll keeps 250
+   * events per category, forever). The policy added last that selects a stream
+   * wins, from the stream's next write or read on. Returns the function that
+   * removes it. Optional: a broker without it keeps one retention for all streams.
+   */
+  setRetention?(applies: StreamSelector, policy: RetentionPolicy): () => void
   /** Removes the given offsets from a stream's retained history (delete-after-read semantics). */
   remove(stream: string, offsets: readonly number[]): Promise<void>
   /** Releases timers and connections. Subscriptions end; further calls fail. */
