@@ -79,7 +79,9 @@ export async function broadcastEndpoint(instance: FastifyInstance, broker: Broke
       const publications: Publication[] = Array.isArray(body) ? body : [body]
       try {
         for (const publication of publications) {
-          await broker.publish(publication.stream, decodeBroadcastData(publication.data), metaOptions(publication.meta))
+          const data = decodeBroadcastData(publication.data)
+          const meta = typeof data === 'string' ? publication.meta : { ...publication.meta, json_string: true }
+          await broker.publish(publication.stream, data, metaOptions(meta))
         }
       } catch (error) {
         if (error instanceof BrokerUnavailableError) {

@@ -37,6 +37,12 @@ export interface MessageMeta {
   transient?: boolean
   /** Sets the `type` of the delivered Action Cable reply. */
   broadcast_type?: string
+  /**
+   * Set by `/_broadcast` when `data` was published as a string holding JSON
+   * (AnyCable's format) and parsed: readers whose clients expect the string
+   * (category polling's `broadcastData: 'string'`) can give it back as one.
+   */
+  json_string?: boolean
 }
 
 export interface PublishOptions {
