@@ -4,7 +4,7 @@
  * subscribes again after the restore (Action Cable's own protocol ignores
  * `restored`) is confirmed again.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { Channels } from '../src/hub/channels.js'
 import { buildIdentifier, type DataMessage, type ServerMessage } from '../src/hub/protocol.js'
 import type { Session } from '../src/hub/session.js'
@@ -35,7 +35,7 @@ async function connect(hub: Hub, options: Parameters<Hub['connect']>[2] = {}): P
 const seen = (messages: ServerMessage[]): unknown[] => messages.map((m) => ('type' in m && m.type !== undefined ? m.type : (m as DataMessage).message))
 
 /** A session that read n=1…5 of room_a and went away; n=6…10 were published meanwhile. */
-async function away(t: Parameters<Parameters<typeof t.test>[1]>[0], mode: 'live' | 'pull', options: Parameters<typeof makeHub>[1] = {}) {
+async function away(t: Test, mode: 'live' | 'pull', options: Parameters<typeof makeHub>[1] = {}) {
   allowed = true
   const made = makeHub(t, { channels, ...options })
   const first = await connect(made.hub, { mode })
