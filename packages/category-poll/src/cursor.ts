@@ -6,14 +6,19 @@
  * after that offset is new, whatever the timestamps (same-millisecond events
  * are never skipped, and a clock step cannot hide an event). Otherwise the
  * timestamp decides, as in golongpoll: without `last_id`, events strictly after
- * `since_time`; with an unknown `last_id` (evicted, another epoch, a golongpoll
- * UUID), events at or after `since_time`, so the client may see a duplicate but
+ * `since_time`; with an unknown `last_id` (another epoch, a golongpoll UUID),
+ * events at or after `since_time`, so the client may see a duplicate but
  * never misses one.
+ *
+ * When events the cursor asks for are gone (evicted by retention, hidden by the
+ * buffer size, or in an epoch whose history was lost), the answer says so with
+ * `incomplete`.
  */
-import { parseMessageId, type Broker, type StreamMessage, type StreamPosition } from '@rt/core'
+import { parseMessageId, type Broker, type HistoryResult, type StreamMessage, type StreamPosition } from '@rt/core'
+import { epochTag, packedEpoch, parseCategoryEventId } from './event-id.js'
 import type { SubscribeQuery } from './handler/query.js'
 
-/** What a subscriber may see of a category: golongpoll's buffer size and TTL, as a view over the broker's history. */
+/** What a subscriber may see of a category: golongpoll's buffer size and TTL, checked on every read. */
 export interface CategoryView {
   maxEventBufferSize: number
   /** Infinity: forever. */
@@ -26,16 +31,54 @@ export interface Backlog {
   events: StreamMessage[]
   /** Whether a live message is one the subscriber has not seen. */
   unseen: (message: StreamMessage) => boolean
+  /** Events the cursor asked for are no longer retained. */
+  incomplete: boolean
 }
 
-/** The subscriber's position, when its `last_id` resolves in the category's current epoch. */
-async function resolvePosition(broker: Broker, query: SubscribeQuery): Promise<{ position: StreamPosition; messages: StreamMessage[]; lastOffset: number } | undefined> {
-  const parsed = query.lastId === undefined ? undefined : parseMessageId(query.lastId)
-  if (parsed === undefined || parsed.stream !== query.category) return undefined
-  const position = { offset: parsed.offset, epoch: parsed.epoch }
-  const result = await broker.history(query.category, { after: position })
-  if (result.epoch !== parsed.epoch || parsed.offset > result.lastOffset) return undefined
-  return { position, messages: result.messages, lastOffset: result.lastOffset }
+/** A `last_id` read as a position: an rt message id, or one of our UUIDs (whose epoch may only be known by its tag). */
+type AskedPosition = { offset: number; epoch: string } | { offset: number; tag: string }
+
+function askedPosition(query: SubscribeQuery): AskedPosition | undefined {
+  if (query.lastId === undefined) return undefined
+  const fromUuid = parseCategoryEventId(query.lastId)
+  if (fromUuid !== undefined) return { offset: fromUuid.offset, tag: fromUuid.epochTag }
+  const parsed = parseMessageId(query.lastId)
+  return parsed === undefined || parsed.stream !== query.category ? undefined : { offset: parsed.offset, epoch: parsed.epoch }
+}
+
+interface Resolved {
+  /** The position, when it is one of the category's current epoch. */
+  position: StreamPosition | undefined
+  result: HistoryResult | undefined
+  /** The id named an rt position whose history is gone (another epoch). */
+  lost: boolean
+}
+
+/** Resolves a `last_id` in the category's current epoch. */
+async function resolvePosition(broker: Broker, query: SubscribeQuery): Promise<Resolved> {
+  const asked = askedPosition(query)
+  if (asked === undefined) return { position: undefined, result: undefined, lost: false }
+  // rt's epochs are packed whole into the id; another broker's epochs only by a hash, compared with the current one.
+  const guess = 'epoch' in asked ? asked.epoch : packedEpoch(asked.tag)
+  let result = await broker.history(query.category, { after: { offset: asked.offset, epoch: guess } })
+  let epoch = guess
+  if (result.epoch !== guess && 'tag' in asked && result.epoch !== '' && epochTag(result.epoch) === asked.tag) {
+    epoch = result.epoch
+    result = await broker.history(query.category, { after: { offset: asked.offset, epoch } })
+  }
+  if (result.epoch !== epoch || asked.offset > result.lastOffset) return { position: undefined, result: undefined, lost: true }
+  return { position: { offset: asked.offset, epoch }, result, lost: false }
+}
+
+/**
+ * Whether events at or after `sinceTime` may have been evicted: the message
+ * just before the oldest one returned is gone, and its timestamp with it.
+ */
+async function evictedSince(broker: Broker, category: string, result: HistoryResult): Promise<boolean> {
+  const first = result.messages[0]
+  if (first === undefined || first.offset < 2) return false
+  const before = await broker.history(category, { after: { offset: first.offset - 2, epoch: first.epoch }, limit: 1 })
+  return !before.complete
 }
 
 /** Reads the events a subscriber has not seen yet, within the view, and how to recognise later ones. */
@@ -43,30 +86,34 @@ export async function readBacklog(broker: Broker, query: SubscribeQuery, view: C
   const { sinceTime } = query
   if (sinceTime === undefined) {
     // No since_time: only events published after this request (the live subscription sees them all).
-    return { events: [], unseen: () => true }
+    return { events: [], unseen: () => true, incomplete: false }
   }
   let unseen: (message: StreamMessage) => boolean
-  let messages: StreamMessage[]
-  let lastOffset: number
+  let result: HistoryResult
+  let incomplete: boolean
   const resolved = await resolvePosition(broker, query)
-  if (resolved !== undefined) {
-    const { position } = resolved
+  if (resolved.position !== undefined) {
+    const position = resolved.position
     unseen = (message) => message.epoch === position.epoch ? message.offset > position.offset : message.timestamp >= sinceTime
-    ;({ messages, lastOffset } = resolved)
+    result = resolved.result!
+    incomplete = !result.complete
   } else {
     const inclusive = query.lastId !== undefined
     unseen = inclusive ? (message) => message.timestamp >= sinceTime : (message) => message.timestamp > sinceTime
-    const result = await broker.history(query.category, { since: inclusive ? sinceTime : sinceTime + 1 })
-    ;({ messages, lastOffset } = result)
+    result = await broker.history(query.category, { since: inclusive ? sinceTime : sinceTime + 1 })
+    incomplete = resolved.lost || await evictedSince(broker, query.category, result)
   }
-  const oldestVisible = lastOffset - view.maxEventBufferSize
+  const oldestVisible = result.lastOffset - view.maxEventBufferSize
   const expiredBefore = now - view.eventTtlMs
   const events: StreamMessage[] = []
-  for (const message of messages) {
+  // The history read matched the cursor already (position or time): what is left is the category's view.
+  for (const message of result.messages) {
     if (events.length === view.maxEventsPerResponse) break
-    if (message.offset > oldestVisible && message.timestamp > expiredBefore && unseen(message)) events.push(message)
+    if (message.offset > oldestVisible && message.timestamp > expiredBefore) events.push(message)
+    // Retained by the broker but beyond what the category keeps: gone for this client too.
+    else incomplete = true
   }
-  return { events, unseen }
+  return { events, unseen, incomplete }
 }
 
 /** Whether a message delivered live (or held while history was read) counts as an event for this subscriber. */

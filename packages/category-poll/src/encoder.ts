@@ -3,9 +3,10 @@
  * `timestamp, category, data, id`, and its hand-written bodies (note the space
  * after the colon in `{"error": …}` and `{"success": true}`).
  */
-import { formatMessageId, messageJson, type StreamMessage } from '@rt/core'
+import { messageJson, type StreamMessage } from '@rt/core'
+import { categoryEventId } from './event-id.js'
 
-/** One event as golongpoll clients read it; `id` is the rt message id (`offset/epoch/stream`). */
+/** One event as golongpoll clients read it; `id` is a version-8 UUID carrying the position (see `event-id.ts`). */
 export interface CategoryEventJson {
   timestamp: number
   category: string
@@ -31,28 +32,64 @@ export const PUBLISH_HEADERS: Readonly<Record<string, string>> = {
 /** golongpoll's timeout text. */
 export const TIMEOUT_TEXT = 'no events before timeout'
 
-// One encoding per message, however many held polls receive it.
-const encoded = new WeakMap<StreamMessage, string>()
+/**
+ * How a message published through `/_broadcast` (AnyCable's `data` is a string
+ * holding JSON, which core parses for Action Cable clients) shows to category clients:
+ * - `string`: the JSON string as published (re-encoded from the parsed value),
+ *   so clients that type `data` as a string (the Go `long_polling` wrapper) read it;
+ * - `parsed`: the parsed value, as Action Cable clients get it.
+ */
+export type BroadcastData = 'string' | 'parsed'
 
-/** The JSON of one event, encoded once per message. */
-export function encodeEvent(message: StreamMessage): string {
-  let json = encoded.get(message)
-  if (json === undefined) {
-    // The data as the broker encoded it when it accepted the message (undefined data is null): never serialised again.
-    json = `{"timestamp":${message.timestamp},"category":${JSON.stringify(message.stream)},"data":${messageJson(message)},"id":${JSON.stringify(formatMessageId(message))}}`
-    encoded.set(message, json)
+/** The JSON text of an event's `data`: the broker's text as encoded once when it accepted the message, never serialised again. */
+function eventData(message: StreamMessage, broadcastData: BroadcastData): string {
+  // `messageJson` gives `null` for undefined data (possible through fastify.rt.publish), so the key is never missing.
+  const json = messageJson(message)
+  return broadcastData === 'string' && message.meta?.json_string === true ? JSON.stringify(json) : json
+}
+
+/** Encodes events of one plugin's settings, each message once however many held polls receive it. */
+export class EventEncoder {
+  private readonly encoded = new WeakMap<StreamMessage, string>()
+
+  constructor(private readonly broadcastData: BroadcastData = 'string') {}
+
+  /** The JSON of one event. */
+  event(message: StreamMessage): string {
+    let json = this.encoded.get(message)
+    if (json === undefined) {
+      json = `{"timestamp":${message.timestamp},"category":${JSON.stringify(message.stream)},"data":${eventData(message, this.broadcastData)},"id":"${categoryEventId(message)}"}`
+      this.encoded.set(message, json)
+    }
+    return json
   }
-  return json
+
+  /** `{"events":[…]}`, oldest first; with `"incomplete":true` when events the cursor asked for are gone. */
+  events(messages: readonly StreamMessage[], incomplete = false): string {
+    return `{"events":[${messages.map((message) => this.event(message)).join(',')}]${incompleteField(incomplete)}}`
+  }
 }
 
-/** `{"events":[…]}`, oldest first. */
-export function eventsBody(messages: readonly StreamMessage[]): string {
-  return `{"events":[${messages.map(encodeEvent).join(',')}]}`
+const defaultEncoder = new EventEncoder()
+
+/** The JSON of one event with the default settings. */
+export function encodeEvent(message: StreamMessage): string {
+  return defaultEncoder.event(message)
 }
 
-/** `{"timeout":"no events before timeout","timestamp":<ms>}` */
-export function timeoutBody(timestamp: number): string {
-  return `{"timeout":"${TIMEOUT_TEXT}","timestamp":${timestamp}}`
+/** `{"events":[…]}` with the default settings. */
+export function eventsBody(messages: readonly StreamMessage[], incomplete = false): string {
+  return defaultEncoder.events(messages, incomplete)
+}
+
+/** `{"timeout":"no events before timeout","timestamp":<ms>}`, with `"incomplete":true` when events the cursor asked for are gone. */
+export function timeoutBody(timestamp: number, incomplete = false): string {
+  return `{"timeout":"${TIMEOUT_TEXT}","timestamp":${timestamp}${incompleteField(incomplete)}}`
+}
+
+/** A field golongpoll's clients ignore (its Go client, JS client and the Go wrapper read only their own keys). */
+function incompleteField(incomplete: boolean): string {
+  return incomplete ? ',"incomplete":true' : ''
 }
 
 /** `{"error": "<reason>"}` */

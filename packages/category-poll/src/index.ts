@@ -1,7 +1,7 @@
 import { acceptAnyBodyAsText, BrokerUnavailableError, isJournalable, Journal, readManifest, requireRtCore } from '@rt/core'
 import type { FastifyError, FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { errorBody, json } from './encoder.js'
+import { errorBody, EventEncoder, json } from './encoder.js'
 import { publishHandler } from './handler/publish.js'
 import { HeldPolls, subscribeHandler } from './handler/subscribe.js'
 import { resolveOptions, type CategoryPollOptions as Options } from './options.js'
@@ -15,7 +15,8 @@ export {
   DEFAULT_BODY_LIMIT, DEFAULT_MAX_EVENT_BUFFER_SIZE, DEFAULT_MAX_EVENTS_PER_RESPONSE, DEFAULT_MAX_TIMEOUT_SECONDS,
   DEFAULT_PUBLISH_PATH, DEFAULT_SUBSCRIBE_PATH
 } from './options.js'
-export { encodeEvent, eventsBody, timeoutBody, errorBody, type CategoryEventJson } from './encoder.js'
+export { encodeEvent, eventsBody, timeoutBody, errorBody, EventEncoder, type BroadcastData, type CategoryEventJson } from './encoder.js'
+export { categoryEventId, parseCategoryEventId, epochTag, type EventIdPosition } from './event-id.js'
 export { parseSubscribeQuery, Errors as SubscribeErrors, type SubscribeQuery } from './handler/query.js'
 export { parsePublishBody, PublishErrors } from './handler/publish.js'
 export { timeoutTimestamp } from './handler/subscribe.js'
@@ -28,6 +29,14 @@ async function categoryPollPlugin(fastify: FastifyInstance, raw: RtCategoryPollO
   requireRtCore(fastify, manifest)
   const options = resolveOptions(raw)
   const { broker } = fastify.rt
+  // golongpoll's retention for the categories, before a journal loads them; other streams keep the broker's.
+  const retention = { historyLimit: options.maxEventBufferSize, historyTtl: options.eventTtlMs / 1000 }
+  const stopRetention = broker.setRetention?.(options.categories, retention)
+  if (stopRetention === undefined) {
+    fastify.log.warn("@rt/category-poll: the broker has no per-stream retention (setRetention): categories keep what it keeps of every stream")
+  } else {
+    fastify.addHook('onClose', async () => stopRetention())
+  }
   if (options.persistence !== undefined) {
     if (!isJournalable(broker)) {
       throw new TypeError("@rt/category-poll: persistence needs @rt/core's default MemoryBroker (a Redis broker persists on its own)")
@@ -63,7 +72,7 @@ async function categoryPollPlugin(fastify: FastifyInstance, raw: RtCategoryPollO
     method: ['GET', 'POST'],
     url: options.subscribePath,
     exposeHeadRoute: false,
-    handler: subscribeHandler(options, { broker, view, deleteAfterRead: options.deleteAfterRead, held, log: fastify.log })
+    handler: subscribeHandler(options, { broker, view, encoder: new EventEncoder(options.broadcastData), deleteAfterRead: options.deleteAfterRead, held, log: fastify.log })
   })
   if (options.enablePublish) {
     fastify.route({

@@ -1,4 +1,6 @@
+import { isInternalStream } from '@rt/core'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { BroadcastData } from './encoder.js'
 
 /**
  * A hook run before the subscribe or publish handler (the `long_polling`
@@ -33,18 +35,36 @@ export interface CategoryPollOptions {
    */
   maxLongpollTimeoutSeconds?: number
   /**
-   * Events of a category a subscriber can see: the newest `maxEventBufferSize`
-   * published. Default 250 (golongpoll's). It is a view over the shared broker's
-   * history, which keeps at most its own `historyLimit` (100 by default in
-   * `@rt/core`): raise that too to see more. `0` means the default.
+   * Events kept per category: the newest `maxEventBufferSize` published.
+   * Default 250 (golongpoll's). It is the broker's retention for the
+   * `categories` streams (`broker.setRetention`), whatever the broker keeps of
+   * other streams; a broker without per-stream retention still shows at most
+   * this many. `0` means the default.
    */
   maxEventBufferSize?: number
   /**
-   * Seconds an event stays visible to subscribers. Default: forever
-   * (golongpoll's). Also bounded by the broker's `historyTtl` (300 s by default
-   * in `@rt/core`). `0` and `Infinity` mean forever.
+   * Seconds an event is kept. Default: forever (golongpoll's). Applied like
+   * `maxEventBufferSize`, and checked on every read too, so an expired event
+   * is never served. `0` and `Infinity` mean forever.
    */
   eventTimeToLiveSeconds?: number
+  /**
+   * Which streams are categories, i.e. get golongpoll's retention
+   * (`maxEventBufferSize`, `eventTimeToLiveSeconds`) in the shared broker: a
+   * name prefix, a RegExp, or a function. Default: every stream but rt's
+   * internal `$rt:` ones — any stream can be polled as a category. Narrow it
+   * when other transports' streams should keep the broker's own retention.
+   */
+  categories?: string | RegExp | ((stream: string) => boolean)
+  /**
+   * How a message published through `/_broadcast` (whose `data` is a string
+   * holding JSON, parsed by `@rt/core` for Action Cable clients) reaches category
+   * clients. `'string'` (default): the JSON string as published (`"{\"x\":1}"`),
+   * so clients that type `data` as a string — the Go `long_polling` wrapper —
+   * read every event. `'parsed'`: the parsed value (`{"x":1}`), as Action Cable
+   * clients get it. Messages published otherwise are always sent as they are.
+   */
+  broadcastData?: BroadcastData
   /**
    * Delete an event from the category's history once a subscriber received it
    * (golongpoll's notification mode). Parked subscribers all receive an event
@@ -78,9 +98,10 @@ export interface CategoryPollOptions {
    */
   beforePublish?: RequestHook
   /**
-   * HTTP status of subscribe errors (`{"error": …}`). Default 400. golongpoll
-   * answers 200; both of its clients treat either as a failure, so set 200 only
-   * for a client that checks the body but not the status.
+   * HTTP status of subscribe errors (`{"error": …}`). Default 200, as golongpoll
+   * answers them: its JS client hands `onFailure` the `error` text only on a
+   * 200 (on any other status it reports just the status code). 400 suits
+   * clients and proxies that look at the status only.
    */
   errorStatus?: 200 | 400
   /** Largest publish body in bytes (413 above it). Default 1 MiB. */
@@ -105,6 +126,8 @@ export interface ResolvedOptions {
   eventTtlMs: number
   deleteAfterRead: boolean
   maxEventsPerResponse: number
+  categories: (stream: string) => boolean
+  broadcastData: BroadcastData
   subscribePath: string
   publishPath: string
   enablePublish: boolean
@@ -138,6 +161,18 @@ function hook(value: unknown, name: string): RequestHook | undefined {
   return value as RequestHook | undefined
 }
 
+function categories(value: unknown): (stream: string) => boolean {
+  if (value === undefined) return (stream) => !isInternalStream(stream)
+  if (typeof value === 'string' && value !== '') return (stream) => stream.startsWith(value)
+  if (value instanceof RegExp) {
+    // Without the stateful flags, so one test never depends on the previous one.
+    const pattern = new RegExp(value.source, value.flags.replace(/[gy]/g, ''))
+    return (stream) => pattern.test(stream)
+  }
+  if (typeof value === 'function') return value as (stream: string) => boolean
+  fail('categories must be a stream name prefix, a RegExp or a function (stream) => boolean')
+}
+
 function persistence(value: unknown): PersistenceOptions | undefined {
   if (value === undefined) return undefined
   if (typeof value !== 'object' || value === null) fail('persistence must be an object { file, flushIntervalMs?, fsync?, compactAfterBytes? }')
@@ -166,20 +201,25 @@ export function resolveOptions(options: CategoryPollOptions): ResolvedOptions {
   if (options.publishKey !== undefined && (typeof options.publishKey !== 'string' || options.publishKey === '')) {
     fail('publishKey must be a non-empty string')
   }
-  if (options.errorStatus !== undefined && options.errorStatus !== 200 && options.errorStatus !== 400) fail('errorStatus must be 400 or 200')
+  if (options.errorStatus !== undefined && options.errorStatus !== 200 && options.errorStatus !== 400) fail('errorStatus must be 200 or 400')
+  if (options.broadcastData !== undefined && options.broadcastData !== 'string' && options.broadcastData !== 'parsed') {
+    fail("broadcastData must be 'string' or 'parsed'")
+  }
   const resolved: ResolvedOptions = {
     maxTimeoutSeconds: count(options.maxLongpollTimeoutSeconds, 'maxLongpollTimeoutSeconds', DEFAULT_MAX_TIMEOUT_SECONDS),
     maxEventBufferSize: count(options.maxEventBufferSize, 'maxEventBufferSize', DEFAULT_MAX_EVENT_BUFFER_SIZE),
     eventTtlMs: ttl === undefined || ttl === 0 ? Infinity : ttl * 1000,
     deleteAfterRead: options.deleteEventAfterFirstRetrieval === true,
     maxEventsPerResponse: count(options.maxEventsPerResponse, 'maxEventsPerResponse', DEFAULT_MAX_EVENTS_PER_RESPONSE),
+    categories: categories(options.categories),
+    broadcastData: options.broadcastData ?? 'string',
     subscribePath: path(options.subscribePath, 'subscribePath', DEFAULT_SUBSCRIBE_PATH),
     publishPath: path(options.publishPath, 'publishPath', DEFAULT_PUBLISH_PATH),
     enablePublish: options.enablePublish === true,
     publishKey: options.publishKey,
     beforeSubscribe: hook(options.beforeSubscribe, 'beforeSubscribe'),
     beforePublish: hook(options.beforePublish, 'beforePublish'),
-    errorStatus: options.errorStatus ?? 400,
+    errorStatus: options.errorStatus ?? 200,
     bodyLimit: count(options.bodyLimit, 'bodyLimit', DEFAULT_BODY_LIMIT),
     persistence: persistence(options.persistence)
   }

@@ -1,4 +1,5 @@
 import { formatMessageId, type StreamMessage } from '@rt/core'
+import { categoryEventId } from '../src/event-id.js'
 import t from 'tap'
 import { CountingBroker, eventsOf, start, timers, until, type WireEvent } from './helpers.js'
 
@@ -23,11 +24,11 @@ t.test('since_time filtering, oldest first, event shape (cases 13-16, 24)', asyn
   const all = eventsOf(await s.json('category=farm&timeout=1&since_time=0'))
   t.same(all.map((e) => e.data), ['a', { b: [1] }, 0, false, ''], 'every buffered event, oldest first')
   t.same(Object.keys(all[0]!), ['timestamp', 'category', 'data', 'id'], "golongpoll's key order")
-  t.same(all.map((e) => e.id), published.map(formatMessageId), 'the id is the core message id')
+  t.same(all.map((e) => e.id), published.map(categoryEventId), 'the id is the position as a UUID')
   t.equal(new Set(all.map((e) => e.id)).size, 5)
   const third = published[2]!
   const since = eventsOf(await s.json(`category=farm&timeout=1&since_time=${third.timestamp - 1}`))
-  t.same(since.map((e) => e.id), published.filter((m) => m.timestamp > third.timestamp - 1).map(formatMessageId), 'ts > since_time')
+  t.same(since.map((e) => e.id), published.filter((m) => m.timestamp > third.timestamp - 1).map(categoryEventId), 'ts > since_time')
   const after = eventsOf(await s.json(`category=farm&timeout=1&since_time=${third.timestamp}&last_id=${formatMessageId(third)}`))
   t.same(after.map((e) => e.data), [false, ''], 'with last_id: exactly the events after it, same millisecond included')
   const notNew = await s.json(`category=farm&timeout=1&since_time=${published[4]!.timestamp}&last_id=${formatMessageId(published[4]!)}`)
@@ -78,7 +79,7 @@ t.test('live delivery: parked subscribers all get the event, other categories do
   await until(() => broker.listeners === 3)
   const message = await s.app.rt.publish('A', { msg: 'hello' })
   const [r1, r2] = await Promise.all([a1, a2])
-  t.same(eventsOf(r1), [{ timestamp: message.timestamp, category: 'A', data: { msg: 'hello' }, id: formatMessageId(message) }])
+  t.same(eventsOf(r1), [{ timestamp: message.timestamp, category: 'A', data: { msg: 'hello' }, id: categoryEventId(message) }])
   t.same(eventsOf(r2), eventsOf(r1), 'same event, same id and timestamp')
   t.equal(broker.listeners, 1, 'only the B subscriber is still held')
   await s.app.rt.publish('B', 'b')
@@ -157,7 +158,7 @@ t.test('a message broadcast to stream X is an event of category X; transient mes
   t.equal(transient.status, 201)
   const res = await fetch(`${s.origin}/_broadcast`, { method: 'POST', headers: { authorization: 'Bearer key' }, body: JSON.stringify({ stream: 'news', data: '{"headline":"hi"}' }) })
   t.equal(res.status, 201)
-  t.same(eventsOf(await held).map((e) => e.data), [{ headline: 'hi' }])
+  t.same(eventsOf(await held).map((e) => e.data), ['{"headline":"hi"}'], 'the JSON string as published (broadcastData: string)')
 })
 
 t.test('a client disconnect releases the held request at once: no listener, no timer (case 25)', async (t) => {

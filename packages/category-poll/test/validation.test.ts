@@ -11,7 +11,7 @@ const GOLONGPOLL_HEADERS = {
   expires: '0'
 }
 
-t.test('subscribe errors: golongpoll messages in its validation order, 400, golongpoll headers (cases 1-9, 11)', async (t) => {
+t.test('subscribe errors: golongpoll messages in its validation order, 200 as golongpoll answers them, golongpoll headers (cases 1-9, 11; issue 21 case 5)', async (t) => {
   const s = await start(t)
   const uuid = '7fa9e38c-e43b-49d7-9ae1-cc3c8d99d714'
   const cases: Array<[string, string]> = [
@@ -39,7 +39,7 @@ t.test('subscribe errors: golongpoll messages in its validation order, 400, golo
   ]
   for (const [query, error] of cases) {
     const res = await s.get(query)
-    t.equal(res.status, 400, query.slice(0, 60))
+    t.equal(res.status, 200, query.slice(0, 60))
     for (const [name, value] of Object.entries(GOLONGPOLL_HEADERS)) t.equal(res.headers.get(name), value, `${name} on errors too`)
     t.equal(await res.text(), `{"error": ${JSON.stringify(error)}}`, query.slice(0, 60))
   }
@@ -66,10 +66,10 @@ t.test('accepted forms: timeout 007, %2B1 and max; 1024-byte category; empty las
   t.equal(timedOut.timeout, 'no events before timeout', 'an empty last_id without since_time is not an error')
 })
 
-t.test('errorStatus 200 answers errors as golongpoll does', async (t) => {
-  const s = await start(t, { errorStatus: 200, maxLongpollTimeoutSeconds: 30 })
+t.test('errorStatus 400: the same bodies with a 4xx status, for clients that read the status only', async (t) => {
+  const s = await start(t, { errorStatus: 400, maxLongpollTimeoutSeconds: 30 })
   const res = await s.get('category=c')
-  t.equal(res.status, 200)
+  t.equal(res.status, 400)
   t.same(await res.json(), { error: "Invalid or missing 'timeout' arg.  Must be 1-30." })
 })
 

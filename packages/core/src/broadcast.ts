@@ -112,7 +112,9 @@ export async function broadcastEndpoint(instance: FastifyInstance, broker: Broke
       try {
         for (const [index, publication] of publications.entries()) {
           const { value, json } = decoded[index]!
-          await broker.publish(publication.stream, value, publishOptions(publication.meta, json))
+          // Marks AnyCable data that was a JSON string of a non-string, for readers that want the string back (category polling).
+          const meta = typeof value === 'string' ? publication.meta : { ...publication.meta, json_string: true }
+          await broker.publish(publication.stream, value, publishOptions(meta, json))
         }
       } catch (error) {
         if (error instanceof BrokerUnavailableError) {

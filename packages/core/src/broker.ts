@@ -8,6 +8,8 @@
  */
 import { encodeMessageData } from './limits.js'
 
+import type { RetentionPolicy, StreamSelector } from './retention.js'
+
 /** A point in one stream's history. */
 export interface StreamPosition {
   offset: number
@@ -44,6 +46,12 @@ export interface MessageMeta {
   transient?: boolean
   /** Sets the `type` of the delivered Action Cable reply. */
   broadcast_type?: string
+  /**
+   * Set by `/_broadcast` when `data` was published as a string holding JSON
+   * (AnyCable's format) and parsed: readers whose clients expect the string
+   * (category polling's `broadcastData: 'string'`) can give it back as one.
+   */
+  json_string?: boolean
 }
 
 export interface PublishOptions {
@@ -101,6 +109,14 @@ export interface Broker {
   history(stream: string, query: HistoryQuery): Promise<HistoryResult>
   /** The stream's current position: its epoch and last assigned offset. */
   position(stream: string): Promise<StreamPosition>
+  /**
+   * Keeps `policy`'s history for the streams `applies` selects instead of the
+   * broker's own retention (a plugin with rules of its own: golongpoll keeps 250
+   * events per category, forever). The policy added last that selects a stream
+   * wins, from the stream's next write or read on. Returns the function that
+   * removes it. Optional: a broker without it keeps one retention for all streams.
+   */
+  setRetention?(applies: StreamSelector, policy: RetentionPolicy): () => void
   /** Removes the given offsets from a stream's retained history (delete-after-read semantics). */
   remove(stream: string, offsets: readonly number[]): Promise<void>
   /** Releases timers and connections. Subscriptions end; further calls fail. */

@@ -1,4 +1,5 @@
 export * from './broker.js'
+export { RetentionRules, checkRetentionPolicy, type RetentionPolicy, type StreamSelector } from './retention.js'
 export { MemoryBroker, newEpoch, readHistory, type MemoryBrokerOptions, type RetentionOptions, type RestoredStream } from './memory-broker.js'
 export { catchUp, advance, historyAfter, type CatchUp } from './stream-reader.js'
 export { Metrics } from './metrics.js'

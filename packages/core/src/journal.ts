@@ -105,7 +105,8 @@ export interface JournalLoadReport {
 const Meta = Type.Object({
   exclude_socket: Type.Optional(Type.String()),
   transient: Type.Optional(Type.Boolean()),
-  broadcast_type: Type.Optional(Type.String())
+  broadcast_type: Type.Optional(Type.String()),
+  json_string: Type.Optional(Type.Boolean())
 })
 const MessageRecord = Type.Object({
   stream: Type.String({ minLength: 1 }),

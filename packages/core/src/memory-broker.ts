@@ -10,6 +10,7 @@ import {
   type StreamPosition
 } from './broker.js'
 import { encodeMessageData } from './limits.js'
+import { RetentionRules, type RetentionPolicy, type StreamSelector } from './retention.js'
 
 export interface RetentionOptions {
   /** Messages kept per stream. Default 100 (AnyCable's `history_limit`). */
@@ -67,8 +68,10 @@ export function newEpoch(): string {
  * again starts a new, distinguishable history.
  */
 export class MemoryBroker implements Broker {
+  /** The default retention (streams no `setRetention` policy selects). */
   readonly historyLimit: number
   readonly historyTtlMs: number
+  private readonly retention: RetentionRules
   private readonly streams = new Map<string, StreamState>()
   private readonly now: () => number
   private readonly observers = new Set<BrokerObserver>()
@@ -84,6 +87,7 @@ export class MemoryBroker implements Broker {
     if (!(historyTtl > 0)) throw new TypeError('@rt/core: historyTtl must be a positive number of seconds')
     this.historyLimit = historyLimit
     this.historyTtlMs = historyTtl * 1000
+    this.retention = new RetentionRules({ historyLimit, historyTtl })
     this.now = options.now ?? Date.now
     const { onAppend, onDrop, onRemove } = options
     if (onAppend !== undefined || onDrop !== undefined || onRemove !== undefined) this.observers.add({ onAppend, onDrop, onRemove })
@@ -112,11 +116,16 @@ export class MemoryBroker implements Broker {
     return [...this.streams].map(([stream, state]) => ({ stream, epoch: state.epoch, lastOffset: state.lastOffset, messages: [...state.messages] }))
   }
 
+  setRetention(applies: StreamSelector, policy: RetentionPolicy): () => void {
+    return this.retention.add(applies, policy, '@rt/core')
+  }
+
   /** Loads streams saved earlier (journal reload). Existing state of those streams is replaced. */
   restore(streams: Iterable<RestoredStream>): void {
     for (const saved of streams) {
       const state = this.state(saved.stream)
-      const kept = this.historyLimit === 0 ? [] : saved.messages.slice(-this.historyLimit)
+      const { historyLimit } = this.retention.for(saved.stream)
+      const kept = historyLimit === 0 ? [] : saved.messages.slice(-historyLimit)
       state.epoch = saved.epoch
       state.lastOffset = saved.lastOffset
       state.messages = kept
@@ -141,9 +150,11 @@ export class MemoryBroker implements Broker {
       json
     }
     if (meta !== undefined) message.meta = meta
-    if (!transient && this.historyLimit > 0) {
+    const { historyLimit } = this.retention.for(stream)
+    if (!transient && historyLimit > 0) {
       state.messages.push(message)
-      if (state.messages.length > this.historyLimit) state.evictedThrough = state.messages.shift()!.offset
+      // Usually one out; more when a policy with a smaller limit started to apply.
+      if (state.messages.length > historyLimit) state.evictedThrough = state.messages.splice(0, state.messages.length - historyLimit).at(-1)!.offset
       for (const observer of this.observers) observer.onAppend?.(message)
     } else if (!transient) {
       state.evictedThrough = message.offset
@@ -210,7 +221,7 @@ export class MemoryBroker implements Broker {
   private expire(stream: string): void {
     const state = this.streams.get(stream)
     if (state === undefined) return
-    const oldest = this.now() - this.historyTtlMs
+    const oldest = this.now() - this.retention.for(stream).historyTtl * 1000
     let cut = 0
     while (cut < state.messages.length && state.messages[cut]!.timestamp < oldest) cut++
     if (cut > 0) state.evictedThrough = state.messages.splice(0, cut)[cut - 1]!.offset

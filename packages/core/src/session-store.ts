@@ -24,6 +24,14 @@ export interface SessionState {
   positions: Record<string, StreamPosition>
   /** Non-stream messages (confirmations, transmissions) not yet confirmed delivered, for pull transports. */
   outbox: unknown[]
+  /**
+   * Set when the session was restored by its sid: the identifiers whose streams
+   * wait — live messages held, positions kept — until the client's `history` (or
+   * a new `subscribe`) for them has been answered, so the backlog it asks for
+   * goes out before anything newer. `until` (ms since the epoch) bounds the wait
+   * for a client that sends neither; then the streams continue from their positions.
+   */
+  restoring?: { identifiers: string[]; until: number }
   /** Free-form state of the transport that owns the session (e.g. long polling's keepalive bookkeeping). */
   transport: Record<string, unknown>
   /**

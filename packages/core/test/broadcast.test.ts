@@ -34,6 +34,7 @@ t.test('single and array publications with meta', async (t) => {
   t.same(received.map((m) => m.data), [{ text: 'hi' }, 'plain <b>html</b>', 'quoted'])
   t.same(received.map((m) => m.offset), [1, 2, 0])
   t.equal(received[2]!.meta?.exclude_socket, 'sid1')
+  t.same(received.map((m) => m.meta?.json_string), [true, undefined, undefined], 'marked when the string held JSON that parsed to a non-string')
   const history = await app.rt.broker.history('chat_1', { since: 0 })
   t.equal(history.messages.length, 2, 'the transient message is not in history')
 })

@@ -2,6 +2,9 @@ import {
   encodeMessageData,
   BrokerUnavailableError,
   newEpoch,
+  RetentionRules,
+  type RetentionPolicy,
+  type StreamSelector,
   type Broker,
   type HistoryQuery,
   type HistoryResult,
@@ -61,7 +64,10 @@ export class RedisBroker implements Broker {
   readonly streamTtlMs: number
   private readonly connection: Connection
   private readonly fanOut: FanOut
-  private readonly limits: [number, number, number]
+  private readonly retention: RetentionRules
+  /** The script's limits (history count, history ms, key ms) by policy, computed once each. */
+  private readonly limits = new WeakMap<RetentionPolicy, [number, number, number]>()
+  private readonly defaultStreamTtl: number
   /** The fan-out command: SPUBLISH (sharded pub/sub) on a Cluster unless `pubsub: 'classic'`, else PUBLISH. */
   private readonly publishCommand: 'PUBLISH' | 'SPUBLISH'
   private closed = false
@@ -75,7 +81,8 @@ export class RedisBroker implements Broker {
     this.historyLimit = historyLimit
     this.historyTtlMs = historyTtl * 1000
     this.streamTtlMs = streamTtl * 1000
-    this.limits = [historyLimit, ms(historyTtl), ms(streamTtl)]
+    this.retention = new RetentionRules({ historyLimit, historyTtl })
+    this.defaultStreamTtl = streamTtl
     const pubsub = options.pubsub ?? 'sharded'
     if (pubsub !== 'sharded' && pubsub !== 'classic') fail("pubsub must be 'sharded' or 'classic'")
     this.connection = new Connection(options, 'command')
@@ -112,7 +119,7 @@ export class RedisBroker implements Broker {
     }
     const keys = streamKeys(this.keyPrefix, stream)
     const send = (): Promise<StreamMessage> =>
-      this.run('publish', keys, [newEpoch(), ...this.limits, keys.channel, body, transient ? '1' : '0', this.publishCommand]).then((reply) => {
+      this.run('publish', keys, [newEpoch(), ...this.limitsOf(stream), keys.channel, body, transient ? '1' : '0', this.publishCommand]).then((reply) => {
         const [offset, epoch, timestamp] = reply as [number, string, number]
         const message: StreamMessage = { stream, offset, epoch, timestamp, data, json }
         if (meta !== undefined) message.meta = meta
@@ -121,6 +128,11 @@ export class RedisBroker implements Broker {
     // Wait until this process listens to the stream if it just started to, so its own listeners get the message live.
     const activating = this.closed ? undefined : this.fanOut.activating(stream)
     return activating === undefined ? send() : activating.then(send)
+  }
+
+  /** Per-stream retention (see `Broker.setRetention`); a policy's keys live 10 × its `historyTtl` (forever for `Infinity`). */
+  setRetention(applies: StreamSelector, policy: RetentionPolicy): () => void {
+    return this.retention.add(applies, policy, '@rt/redis')
   }
 
   subscribe(stream: string, listener: StreamListener): () => void {
@@ -139,7 +151,7 @@ export class RedisBroker implements Broker {
     } catch (error) {
       return Promise.reject(error)
     }
-    return this.run('history', keys, ['', ...this.limits, ...args]).then((reply) => {
+    return this.run('history', keys, ['', ...this.limitsOf(stream), ...args]).then((reply) => {
       const [epoch, lastOffset, complete, entries] = reply as [string, number, number, Entry[]]
       if (epoch === '') return { messages: [], epoch: '', lastOffset: 0, complete: 'since' in query }
       return { messages: entries.map((entry) => decodeEntry(stream, epoch, entry)), epoch, lastOffset, complete: complete === 1 }
@@ -147,7 +159,7 @@ export class RedisBroker implements Broker {
   }
 
   position(stream: string): Promise<StreamPosition> {
-    return this.run('position', streamKeys(this.keyPrefix, stream), [newEpoch(), ...this.limits]).then((reply) => {
+    return this.run('position', streamKeys(this.keyPrefix, stream), [newEpoch(), ...this.limitsOf(stream)]).then((reply) => {
       const [offset, epoch] = reply as [number, string]
       return { offset, epoch }
     })
@@ -162,7 +174,7 @@ export class RedisBroker implements Broker {
   /** The fan-out's catch-up read: history after `from` plus a marker on `channel`, atomically (see {@link FanOut}). */
   private catchUp(stream: string, from: StreamPosition, channel: string, marker: string): Promise<CatchUpRead> {
     const args = [from.offset, from.epoch, channel, marker, this.publishCommand]
-    return this.run('catchup', streamKeys(this.keyPrefix, stream), ['', ...this.limits, ...args]).then((reply) => {
+    return this.run('catchup', streamKeys(this.keyPrefix, stream), ['', ...this.limitsOf(stream), ...args]).then((reply) => {
       const [epoch, entries] = reply as [string, Entry[]]
       return { epoch, messages: entries.map((entry) => decodeEntry(stream, epoch, entry)) }
     })
@@ -174,6 +186,16 @@ export class RedisBroker implements Broker {
     this.closed = true
     await this.fanOut.close()
     await this.connection.close()
+  }
+
+  private limitsOf(stream: string): [number, number, number] {
+    const policy = this.retention.for(stream)
+    let limits = this.limits.get(policy)
+    if (limits === undefined) {
+      const streamTtl = policy === this.retention.fallback ? this.defaultStreamTtl : policy.historyTtl * 10
+      this.limits.set(policy, (limits = [policy.historyLimit, ms(policy.historyTtl), ms(streamTtl)]))
+    }
+    return limits
   }
 
   private run(op: string, keys: { meta: string; history: string }, args: (string | number)[]): Promise<unknown> {

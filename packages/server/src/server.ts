@@ -6,7 +6,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import { Journal, MemoryBroker, deriveBroadcastKey, rtCore, type Broker, type RtCoreOptions, type SessionStore } from '@rt/core'
 import { rtSse } from '@rt/sse'
 import { rtLongPoll } from '@rt/long-poll'
-import { categoryPoll } from '@rt/category-poll'
+import { rtCategoryPoll } from '@rt/category-poll'
 import { rtSessions } from '@rt/sessions'
 import { RedisBroker, RedisSessionStore } from '@rt/redis'
 import { ConfigError, resolveConfig } from './config.js'
@@ -184,7 +184,7 @@ async function register(app: FastifyInstance, config: ServerConfig, storage: Sto
   if (config.category_poll) {
     const publishKey = broadcastKey
     const publish = config.category_publish_path !== '' && (publishKey !== undefined || config.public)
-    await app.register(categoryPoll, {
+    await app.register(rtCategoryPoll, {
       subscribePath: config.category_subscribe_path,
       ...(publish ? { enablePublish: true, publishPath: config.category_publish_path, publishKey, beforePublish: config.public ? () => true : undefined } : {}),
       maxLongpollTimeoutSeconds: config.max_longpoll_timeout_seconds,

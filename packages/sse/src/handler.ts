@@ -80,6 +80,9 @@ export function fromBody(body: unknown, limits: CommandLimits = DEFAULT_LIMITS):
   for (const { line, result } of parseJsonl(typeof body === 'string' ? body : '', limits)) {
     if (!result.ok) return { ok: false, error: `line ${line}: ${result.error}`, status: result.status ?? 400 }
     if (result.command.command !== 'subscribe') return { ok: false, error: `line ${line}: only subscribe commands open a stream` }
+    // The hub confirms a repeated subscribe again (a client re-subscribing after a restore); in one body it is a mistake.
+    const { identifier } = result.command
+    if (commands.some((command) => command.identifier === identifier)) return { ok: false, error: `line ${line}: ${identifier}: already subscribed` }
     commands.push(result.command)
   }
   return { ok: true, stream: { commands, format: 'post', raw: false } }

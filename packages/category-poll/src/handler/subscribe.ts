@@ -7,7 +7,7 @@
 import type { Broker, StreamMessage } from '@rt/core'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { isVisibleLive, readBacklog, type CategoryView } from '../cursor.js'
-import { errorBody, eventsBody, json, SUBSCRIBE_HEADERS, timeoutBody } from '../encoder.js'
+import { errorBody, json, SUBSCRIBE_HEADERS, timeoutBody, type EventEncoder } from '../encoder.js'
 import type { ResolvedOptions } from '../options.js'
 import { passes } from './guard.js'
 import { parseSubscribeQuery, type SubscribeQuery } from './query.js'
@@ -43,6 +43,7 @@ export function timeoutTimestamp(now: number, sinceTime: number | undefined): nu
 interface PollContext {
   broker: Broker
   view: CategoryView
+  encoder: EventEncoder
   deleteAfterRead: boolean
   held: HeldPolls
   log: FastifyBaseLogger
@@ -55,6 +56,8 @@ export class HeldPoll {
   private readonly pending: StreamMessage[] = []
   // Set when history has been read, before any live message is judged.
   private unseen!: (message: StreamMessage) => boolean
+  /** Events this request's cursor asked for are gone: every answer says so. */
+  private incomplete = false
   private unsubscribe: (() => void) | undefined
   private timer: NodeJS.Timeout | undefined
 
@@ -72,6 +75,7 @@ export class HeldPoll {
       const backlog = await readBacklog(context.broker, query, context.view, Date.now())
       if (this.done) return
       this.unseen = backlog.unseen
+      this.incomplete = backlog.incomplete
       this.reading = false
       if (backlog.events.length > 0) return this.answer(backlog.events)
       const now = Date.now()
@@ -85,7 +89,7 @@ export class HeldPoll {
 
   /** Answers `{"timeout": …}`. */
   timeout(): void {
-    this.send(timeoutBody(timeoutTimestamp(Date.now(), this.query.sinceTime)))
+    this.send(timeoutBody(timeoutTimestamp(Date.now(), this.query.sinceTime), this.incomplete))
   }
 
   private readonly onMessage = (message: StreamMessage): void => {
@@ -99,7 +103,7 @@ export class HeldPoll {
   }
 
   private answer(events: StreamMessage[]): void {
-    this.send(eventsBody(events))
+    this.send(this.context.encoder.events(events, this.incomplete))
     if (!this.context.deleteAfterRead) return
     this.context.broker.remove(this.query.category, events.map((event) => event.offset)).catch((error: unknown) => {
       this.context.log.error({ err: error }, '@rt/category-poll: could not delete retrieved events')

@@ -22,6 +22,13 @@ export interface HubOptions {
   turboStreamsSecret?: string
   /** Seconds a closed session can be restored by its sid. Default 300 (AnyCable's `sessions_ttl`); 0 disables restoring. */
   sessionsTtl?: number
+  /**
+   * How long a restored session holds the live messages of its restored
+   * subscriptions while waiting for the client's `history` or new `subscribe`
+   * for them, in ms. Default 30 000: AnyCable's client sends it right after the
+   * welcome; this only bounds a client that never does.
+   */
+  restoreWaitMs?: number
   logger?: Pick<FastifyBaseLogger, 'error' | 'warn'>
   /** Bounds on commands, identifiers and stream names. Default {@link DEFAULT_LIMITS}. */
   limits?: Limits
@@ -81,6 +88,7 @@ export class Hub {
   readonly sessionsTtlMs: number
   /** What commands, identifiers and stream names are checked against (every transport parses with these). */
   readonly limits: Limits
+  readonly restoreWaitMs: number
   private readonly channels = new Map<string, Channel>()
   private readonly authenticator: Authenticate | undefined
   private readonly logger: Pick<FastifyBaseLogger, 'error' | 'warn'> | undefined
@@ -94,6 +102,7 @@ export class Hub {
     this.logger = options.logger
     this.sessionsTtlMs = (options.sessionsTtl ?? 300) * 1000
     this.limits = options.limits ?? { ...DEFAULT_LIMITS }
+    this.restoreWaitMs = options.restoreWaitMs ?? 30_000
     for (const [name, channel] of Object.entries(options.channels ?? {})) this.channels.set(name, channel)
     const streams = {
       publicStreams: options.publicStreams ?? false,
@@ -156,14 +165,16 @@ export class Hub {
       lease: 0,
       createdAt: Date.now()
     }
+    const restoredIds = previous === undefined ? undefined : Object.keys(state.subscriptions)
+    // Live messages of the restored subscriptions wait for the history the client asks for next (see SessionState.restoring).
+    if (restoredIds !== undefined && restoredIds.length > 0) state.restoring = { identifiers: restoredIds, until: Date.now() + this.restoreWaitMs }
     const resumable = mode === 'pull' || options.resumable !== false
     const session = new Session(this, state, mode, resumable)
-    const restoredIds = previous === undefined ? undefined : Object.keys(state.subscriptions)
     sink.send(new Outgoing(restoredIds === undefined
       ? { type: 'welcome', sid: state.sid }
       : { type: 'welcome', sid: state.sid, restored: true, restored_ids: restoredIds }))
     if (resumable) await this.store.create(state, this.ttl(undefined))
-    // A restored session continues from now; the client asks for what it missed with `history`.
+    // A restored session continues from now; the client asks for what it missed with `history`, which goes out first.
     await session.attach(sink, { catchUp: false })
     if (options.remoteCommands === true && mode === 'live') session.acceptRemoteCommands()
     return { session, restored: previous !== undefined }

@@ -42,6 +42,8 @@ export class Session {
   /** Live messages held back while a stream is being caught up from history. */
   private readonly held = new Map<string, StreamMessage[]>()
   private sink: SessionSink | undefined
+  /** Live mode: ends `state.restoring` when the client never asked for its history. */
+  private restoreTimer: NodeJS.Timeout | undefined
   private stopRemoteCommands: (() => void) | undefined
   private work: Promise<unknown> = Promise.resolve()
   private closed = false
@@ -77,6 +79,7 @@ export class Session {
     this.sink = sink
     for (const message of this.state.outbox) sink.send(new Outgoing(message as ServerMessage))
     if (!options.catchUp) for (const stream of this.streamIdentifiers.keys()) delete this.cursor[stream]
+    this.watchRestoring()
     await this.syncStreams()
   }
 
@@ -92,6 +95,8 @@ export class Session {
   detach(): void {
     this.stopRemoteCommands?.()
     this.stopRemoteCommands = undefined
+    clearTimeout(this.restoreTimer)
+    this.restoreTimer = undefined
     for (const stream of this.joined) this.hub.leave(stream, this)
     this.joined.clear()
     this.origin.clear()
@@ -101,7 +106,12 @@ export class Session {
 
   /** Runs a command (a JSON line, or a decoded object); commands of one session run one at a time. */
   handle(input: string | unknown): Promise<CommandResult> {
-    const run = this.work.then(() => this.run(input))
+    return this.enqueue(() => this.run(input))
+  }
+
+  /** Runs a task after every command queued before it. */
+  private enqueue<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.work.then(task)
     this.work = run.catch(() => undefined)
     return run
   }
@@ -156,13 +166,21 @@ export class Session {
       case 'subscribe': return this.subscribe(command.identifier, command.history)
       case 'unsubscribe': return this.unsubscribe(command.identifier)
       case 'message': return this.perform(command.identifier, command.data)
-      case 'history': return this.history(command.identifier, command.history)
+      case 'history': {
+        const result = await this.history(command.identifier, command.history)
+        // The backlog is out: what was held back for a restored subscription follows it.
+        await this.endRestoring([command.identifier])
+        return result
+      }
       case 'pong': return OK
     }
   }
 
   private async subscribe(identifier: string, history: HistoryRequest | undefined): Promise<CommandResult> {
-    if (Object.hasOwn(this.state.subscriptions, identifier)) return fail('already subscribed')
+    // A subscribe for an identifier the session holds is run again and answered again (AnyCable answers nothing):
+    // after a restore, a client that ignores `restored` — Action Cable's own protocol — subscribes anew and
+    // waits for its confirmation, and the channel decides again as it would for a fresh session.
+    const existing = this.subscription(identifier)
     const decoded = decodeIdentifier(identifier, this.hub.limits.maxJsonDepth)
     const channel = decoded === undefined ? undefined : this.hub.channel(decoded.channel)
     if (decoded === undefined || channel === undefined) {
@@ -184,6 +202,7 @@ export class Session {
     }
     if (rejected || this.closed) {
       this.emit({ type: 'reject_subscription', identifier })
+      if (existing !== undefined && !this.closed) await this.drop(identifier, existing)
       return OK
     }
     this.state.subscriptions[identifier] = subscription
@@ -192,10 +211,9 @@ export class Session {
     // With a history request, live messages of the new streams wait until the backlog is out, so order holds.
     const synced = await this.syncStreams(history !== undefined)
     if (!synced.ok) return synced
-    if (history !== undefined) {
-      await this.history(identifier, history)
-      this.release()
-    }
+    if (history !== undefined) await this.history(identifier, history)
+    await this.endRestoring([identifier])
+    if (history !== undefined) this.release()
     await this.persistLive()
     return OK
   }
@@ -203,11 +221,17 @@ export class Session {
   private async unsubscribe(identifier: string): Promise<CommandResult> {
     const subscription = this.subscription(identifier)
     if (subscription === undefined) return fail('unknown subscription')
+    await this.drop(identifier, subscription)
+    return OK
+  }
+
+  /** Ends a subscription: the channel's `unsubscribed`, then its streams are left. */
+  private async drop(identifier: string, subscription: StoredSubscription): Promise<void> {
     delete this.state.subscriptions[identifier]
+    this.forgetRestoring([identifier])
     await this.callUnsubscribed(identifier, subscription)
     await this.syncStreams()
     await this.persistLive()
-    return OK
   }
 
   private async perform(identifier: string, data: string): Promise<CommandResult> {
@@ -272,7 +296,13 @@ export class Session {
       return start === undefined || start.epoch !== message.epoch || message.offset <= start.offset
     })
     missed.sort((a, b) => a.timestamp - b.timestamp)
-    for (const message of missed) this.emit(replyFor(message, identifier))
+    for (const message of missed) {
+      // A backlog of an epoch the stream's position does not know yet (the stream was empty, dropped and written
+      // again): the client has these now, so catching up or live delivery must not send them again.
+      const at = this.cursor[message.stream]
+      if (at !== undefined && at.epoch !== message.epoch) this.cursor[message.stream] = { offset: message.offset, epoch: message.epoch }
+      this.emit(replyFor(message, identifier))
+    }
     this.emit({ type: 'confirm_history', identifier })
     return OK
   }
@@ -355,41 +385,99 @@ export class Session {
       this.joined.add(stream)
       this.hub.join(stream, this)
     }
+    const restoring = this.restoringStreams()
     for (const stream of added) {
-      let caught: Awaited<ReturnType<typeof catchUp>> | undefined
-      try {
-        caught = await catchUp(this.hub.broker, stream, this.cursor[stream]!)
-      } catch (error) {
-        this.hub.logError(error, `catching up ${stream} failed`)
-      }
-      const held = this.held.get(stream)
-      // Detached meanwhile: the next attach catches up again from the same position.
-      if (held === undefined) continue
-      if (hold) {
-        // Published since the position was read, so newer than any backlog: wait with the live ones.
-        held.unshift(...(caught?.messages ?? []))
-        continue
-      }
-      if (caught !== undefined) {
-        // Messages between the position and what is retained are gone: say so, as a history request would.
-        if (caught.gap) {
-          for (const identifier of this.streamIdentifiers.get(stream)!) this.emit({ type: 'reject_history', identifier })
-        }
-        for (const message of caught.messages) this.deliver(message)
-        this.cursor[stream] = caught.position
-      }
-      this.release(stream)
+      // A restored subscription's stream stays at its position until its history is answered (endRestoring).
+      if (restoring.has(stream)) continue
+      await this.resumeStream(stream, hold)
     }
     return OK
   }
 
-  /** Delivers the live messages held back for `stream` (every held stream when omitted) and stops holding. */
+  /**
+   * Catches a joined stream up from its position, then delivers what was held
+   * back meanwhile. With `hold`, what is caught up is held too (a backlog of a
+   * history request goes out first; `release()` follows it).
+   */
+  private async resumeStream(stream: string, hold = false): Promise<void> {
+    let caught: Awaited<ReturnType<typeof catchUp>> | undefined
+    try {
+      caught = await catchUp(this.hub.broker, stream, this.cursor[stream]!)
+    } catch (error) {
+      this.hub.logError(error, `catching up ${stream} failed`)
+    }
+    const held = this.held.get(stream)
+    // Detached meanwhile: the next attach catches up again from the same position.
+    if (held === undefined) return
+    if (hold) {
+      // Published since the position was read, so newer than any backlog: wait with the live ones.
+      held.unshift(...(caught?.messages ?? []))
+      return
+    }
+    if (caught !== undefined) {
+      // Messages between the position and what is retained are gone: say so, as a history request would.
+      if (caught.gap) {
+        for (const identifier of this.streamIdentifiers.get(stream)!) this.emit({ type: 'reject_history', identifier })
+      }
+      for (const message of caught.messages) this.deliver(message)
+      this.cursor[stream] = caught.position
+    }
+    this.release(stream)
+  }
+
+  /** Delivers the live messages held back for `stream` (every held stream but restoring ones when omitted) and stops holding. */
   private release(stream?: string): void {
+    const restoring = stream === undefined ? this.restoringStreams() : new Set<string>()
     for (const [heldStream, held] of [...this.held]) {
-      if (stream !== undefined && heldStream !== stream) continue
+      if (stream !== undefined ? heldStream !== stream : restoring.has(heldStream)) continue
       this.held.delete(heldStream)
       for (const message of held) this.deliver(message)
     }
+  }
+
+  /** Streams of the restored subscriptions still waiting for their history. */
+  private restoringStreams(): Set<string> {
+    const streams = new Set<string>()
+    const identifiers = this.state.restoring?.identifiers ?? []
+    for (const [identifier, subscription] of Object.entries(this.state.subscriptions)) {
+      if (identifiers.includes(identifier)) for (const stream of subscription.streams) streams.add(stream)
+    }
+    return streams
+  }
+
+  /** Starts the bound on a restored session's wait (or ends a wait that is over). */
+  private watchRestoring(): void {
+    const restoring = this.state.restoring
+    if (restoring === undefined) return
+    const wait = restoring.until - Date.now()
+    // The client never asked for its history: the streams go on from their positions (a late backlog comes after).
+    if (wait <= 0) delete this.state.restoring
+    else if (this.mode === 'live') {
+      clearTimeout(this.restoreTimer)
+      this.restoreTimer = setTimeout(() => void this.enqueue(() => this.endRestoring()), wait)
+      this.restoreTimer.unref()
+    }
+  }
+
+  /** Removes identifiers (every one when omitted) from the restoring wait, without touching their streams. */
+  private forgetRestoring(identifiers?: readonly string[]): void {
+    const restoring = this.state.restoring
+    if (restoring === undefined) return
+    const left = identifiers === undefined ? [] : restoring.identifiers.filter((identifier) => !identifiers.includes(identifier))
+    if (left.length > 0) this.state.restoring = { ...restoring, identifiers: left }
+    else {
+      delete this.state.restoring
+      clearTimeout(this.restoreTimer)
+    }
+  }
+
+  /** Ends the restoring wait of identifiers (every one when omitted): their streams catch up and what was held follows. */
+  private async endRestoring(identifiers?: readonly string[]): Promise<void> {
+    if (this.state.restoring === undefined) return
+    const before = this.restoringStreams()
+    this.forgetRestoring(identifiers)
+    const still = this.restoringStreams()
+    for (const stream of before) if (!still.has(stream) && this.held.has(stream)) await this.resumeStream(stream)
   }
 
   private deliver(message: StreamMessage): void {

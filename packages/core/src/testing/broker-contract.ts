@@ -165,6 +165,33 @@ export function brokerContract(t: Test, setup: BrokerContractSetup): void {
     t.equal(old.complete, false)
   })
 
+  t.test('per-stream retention: a policy keeps its own count and age for the streams it selects', async (t) => {
+    const broker = await make(t, 3, 1)
+    t.ok(broker.setRetention, 'the broker supports per-stream retention')
+    const isCategory = (stream: string): boolean => stream.startsWith('cat:')
+    const stop = broker.setRetention!(isCategory, { historyLimit: 5, historyTtl: Infinity })
+    const kept = broker.setRetention!((stream) => stream === 'cat:small', { historyLimit: 2, historyTtl: Infinity })
+    for (let i = 1; i <= 7; i++) {
+      await broker.publish('cat:a', i)
+      await broker.publish('cat:small', i)
+      await broker.publish('plain', i)
+    }
+    await setup.elapse(1500)
+    t.same((await broker.history('cat:a', { since: 0 })).messages.map((m) => m.data), [3, 4, 5, 6, 7], 'count of the policy, no expiry')
+    t.same((await broker.history('cat:small', { since: 0 })).messages.map((m) => m.data), [6, 7], 'the policy added last wins')
+    t.same((await broker.history('plain', { since: 0 })).messages.map((m) => m.data), [], 'other streams keep the broker\'s age limit')
+    const old = await broker.history('cat:a', { after: { offset: 1, epoch: (await broker.position('cat:a')).epoch } })
+    t.equal(old.complete, false, 'evicted by the policy: older positions are incomplete')
+    kept()
+    stop()
+    for (let i = 8; i <= 9; i++) await broker.publish('cat:a', i)
+    t.same((await broker.history('cat:a', { since: 0 })).messages.map((m) => m.data), [8, 9], 'removed: the default count and age apply again')
+    t.throws(() => broker.setRetention!(isCategory, { historyLimit: -1, historyTtl: 1 }), { name: 'TypeError', message: /historyLimit/ })
+    t.throws(() => broker.setRetention!(isCategory, { historyLimit: 1, historyTtl: 0 }), { name: 'TypeError', message: /historyTtl/ })
+    t.throws(() => broker.setRetention!('x' as never, { historyLimit: 1, historyTtl: 1 }), { name: 'TypeError', message: /function/ })
+    t.throws(() => broker.setRetention!(isCategory, null as never), { name: 'TypeError', message: /historyLimit/ })
+  })
+
   t.test('transient messages are delivered live but not kept', async (t) => {
     const broker = await make(t)
     const live = collect(broker, 'x')
