@@ -77,13 +77,19 @@ export function fromQuery(request: FastifyRequest, limits: Pick<Limits, 'maxCurs
 /** POST: one subscribe command per JSONL line (with its own `history`), whatever the Content-Type. */
 export function fromBody(body: unknown, limits: CommandLimits = DEFAULT_LIMITS): Parsed {
   const commands: SubscribeCommand[] = []
+  const lines: number[] = []
+  // Every line is parsed first, so a body over the command limit is answered 413 whatever else is wrong with it.
   for (const { line, result } of parseJsonl(typeof body === 'string' ? body : '', limits)) {
     if (!result.ok) return { ok: false, error: `line ${line}: ${result.error}`, status: result.status ?? 400 }
     if (result.command.command !== 'subscribe') return { ok: false, error: `line ${line}: only subscribe commands open a stream` }
-    // The hub confirms a repeated subscribe again (a client re-subscribing after a restore); in one body it is a mistake.
-    const { identifier } = result.command
-    if (commands.some((command) => command.identifier === identifier)) return { ok: false, error: `line ${line}: ${identifier}: already subscribed` }
     commands.push(result.command)
+    lines.push(line)
+  }
+  // The hub confirms a repeated subscribe again (a client re-subscribing after a restore); in one body it is a mistake.
+  const seen = new Set<string>()
+  for (const [index, { identifier }] of commands.entries()) {
+    if (seen.has(identifier)) return { ok: false, error: `line ${lines[index]!}: ${identifier}: already subscribed` }
+    seen.add(identifier)
   }
   return { ok: true, stream: { commands, format: 'post', raw: false } }
 }
