@@ -4,7 +4,7 @@ import { disconnectMessage, parseJsonl, type JsonlLine, type Session } from '@rt
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { JSONL_CONTENT_TYPE, encodeJsonl, jsonlLine } from './encoder.js'
 import { Poll, type Answer } from './poll.js'
-import { Control, readState, type LongPollSessions } from './sessions.js'
+import { Control, publishReleased, readState, type LongPollSessions } from './sessions.js'
 
 /** Session ids are 128 random bits in base64url (22 characters); anything far longer is not one. */
 const Id = Type.String({ minLength: 1, maxLength: 128 })
@@ -78,10 +78,15 @@ export function longPollHandler(sessions: LongPollSessions) {
     }
   }
 
-  /** Saves what the session needs while this request holds it: keepalive covers the hold. */
+  /**
+   * Saves what the session needs while this request holds it: keepalive covers
+   * the hold, and `settled` stays below the lease until the request answered,
+   * so that a newer request waits for it to release the session.
+   */
   async function checkpoint(session: Session): Promise<boolean> {
     const lp = readState(session.state)
-    session.state.transport = { ...session.state.transport, ...lp, expiresAt: Date.now() + sessions.holdMs + options.keepaliveTimeoutMs }
+    const settled = Math.min(lp.settled, session.state.lease - 1)
+    session.state.transport = { ...session.state.transport, ...lp, settled, expiresAt: Date.now() + sessions.holdMs + options.keepaliveTimeoutMs }
     return session.checkpoint(sessions.storeTtlMs)
   }
 
@@ -96,21 +101,20 @@ export function longPollHandler(sessions: LongPollSessions) {
     const delivered = result.reason !== 'aborted' && result.reason !== 'superseded' && (await watch.delivered)
     const expiresAt = Date.now() + options.keepaliveTimeoutMs
     session.state.transport = { ...session.state.transport, expiresAt, settled: session.state.lease }
+    let saved = false
     try {
-      if (delivered) await session.confirm(sessions.storeTtlMs)
-      else await session.checkpoint(sessions.storeTtlMs)
+      saved = delivered ? await session.confirm(sessions.storeTtlMs) : await session.checkpoint(sessions.storeTtlMs)
     } catch (error) {
       reply.log.error({ err: error }, '@rt/long-poll: saving the session failed')
     }
     sessions.end(session.sid, expiresAt)
-    if (control !== undefined) {
-      try {
-        await control.publish({ type: 'released', lease: session.state.lease })
-      } catch (error) {
-        reply.log.error({ err: error }, '@rt/long-poll: releasing the session failed')
-      } finally {
-        control.close()
-      }
+    try {
+      // Only a request that still held the session releases it; the newer request waits for exactly this.
+      if (saved) await publishReleased(hub, session.sid, session.state.lease)
+    } catch (error) {
+      reply.log.error({ err: error }, '@rt/long-poll: releasing the session failed')
+    } finally {
+      control?.close()
     }
   }
 
@@ -138,25 +142,41 @@ export function longPollHandler(sessions: LongPollSessions) {
   }
 
   /**
-   * Takes the session over for this request: waits for the request holding it
-   * (here or on another process) to answer and save, claims it, runs the
-   * commands and saves them. `undefined` when the request was answered 401.
+   * Takes the session over for this request, exactly once across processes:
+   * asks the request holding it (here or on another process) to answer at
+   * once, waits until it has saved and released the session, then claims it
+   * at the lease it was read at — if another request claimed it first, starts
+   * over from the newer state. Then runs the commands and saves them.
+   * `undefined` when the request was answered 401.
    */
   async function resume(sid: string, reply: FastifyReply, lines: JsonlLine[], poll: Poll): Promise<{ session: Session; control: Control } | undefined> {
-    const seen = await hub.store.get(sid)
-    if (seen === undefined) return void unknown(reply)
-    if (readState(seen).expired === true) return void expired(reply)
-    if (sessions.due(seen)) {
-      await sessions.expire(seen)
-      return void expired(reply)
-    }
+    let seen = await hub.store.get(sid)
     const control = new Control(hub, sid, poll)
     try {
-      // A request still holding the session answers empty and saves before this one reads it.
-      await control.publish({ type: 'end', lease: seen.lease })
-      if (seen.lease !== readState(seen).settled) await control.released(seen.lease, sessions.releaseWaitMs)
-      const session = await hub.resume(sid, poll, sessions.storeTtlMs)
-      if (session === undefined) return void unknown(reply)
+      let asked = -1
+      let session: Session | undefined
+      while (session === undefined) {
+        if (seen === undefined) return void unknown(reply)
+        if (readState(seen).expired === true) return void expired(reply)
+        if (sessions.due(seen)) {
+          await sessions.expire(seen)
+          return void expired(reply)
+        }
+        const held = sessions.held(seen)
+        if (asked < seen.lease) {
+          // Also makes sure this request listens from here on (a publish waits for its own process's subscription).
+          await control.publish({ type: 'end', lease: seen.lease })
+          asked = seen.lease
+          // A release published before this request listened shows in the store: read again rather than wait for it.
+          if (held) {
+            seen = await hub.store.get(sid)
+            continue
+          }
+        }
+        if (held && !(await control.released(seen.lease, sessions.releaseWaitMs))) sessions.countReleaseTimeout()
+        session = await hub.resume(sid, poll, sessions.storeTtlMs, seen.lease)
+        if (session === undefined) seen = await hub.store.get(sid)
+      }
       if (readState(session.state).expired === true) {
         session.detach()
         return void expired(reply)
