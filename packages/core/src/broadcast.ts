@@ -1,7 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { BrokerUnavailableError, type Broker, type MessageMeta } from './broker.js'
+import type { Broker, MessageMeta } from './broker.js'
+import { isUnavailable, replyUnavailable } from './unavailable.js'
 import { acceptAnyBodyAsText } from './raw-body.js'
 import { safeEqual } from './signing.js'
 
@@ -82,8 +83,9 @@ export async function broadcastEndpoint(instance: FastifyInstance, broker: Broke
           await broker.publish(publication.stream, decodeBroadcastData(publication.data), metaOptions(publication.meta))
         }
       } catch (error) {
-        if (error instanceof BrokerUnavailableError) {
-          return reply.code(503).send({ error: 'unavailable', message: error.message })
+        if (isUnavailable(error)) {
+          request.log.warn({ err: error }, '@rt/core: the broker is unreachable; answered 503')
+          return replyUnavailable(reply)
         }
         throw error
       }

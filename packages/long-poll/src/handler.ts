@@ -118,6 +118,18 @@ export function longPollHandler(sessions: LongPollSessions) {
     }
   }
 
+  /**
+   * The store or broker failed mid-request (answered 503 by the route's error
+   * handler): lets the session go on this process, leaving the stored one as
+   * it was saved last, for the client's retry.
+   */
+  function abandon(sid: string | undefined, poll: Poll): void {
+    const begun = poll.session !== undefined
+    poll.abandon()
+    poll.session = undefined
+    if (begun && sid !== undefined) sessions.end(sid, Date.now() + options.keepaliveTimeoutMs)
+  }
+
   async function connect(request: LongPollRequest, reply: FastifyReply, lines: JsonlLine[], watch: ResponseWatch): Promise<void> {
     const poll = new Poll(options)
     watch.onAbort = () => poll.end('aborted')
@@ -132,8 +144,13 @@ export function longPollHandler(sessions: LongPollSessions) {
       const { session } = connected
       poll.session = session
       sessions.begin(session.sid)
-      await run(session, lines, poll)
-      await checkpoint(session)
+      try {
+        await run(session, lines, poll)
+        await checkpoint(session)
+      } catch (error) {
+        abandon(session.sid, poll)
+        throw error
+      }
       poll.now()
       await respond(reply, watch, session, await poll.answer)
     } finally {
@@ -187,6 +204,9 @@ export function longPollHandler(sessions: LongPollSessions) {
       await run(session, lines, poll)
       if (!(await checkpoint(session))) poll.end('superseded')
       return { session, control }
+    } catch (error) {
+      abandon(sid, poll)
+      throw error
     } finally {
       if (poll.session === undefined) control.close()
     }

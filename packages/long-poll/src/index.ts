@@ -1,5 +1,5 @@
 import cors from '@fastify/cors'
-import { acceptAnyBodyAsText, corsOrigin, originGuard } from '@rt/core'
+import { acceptAnyBodyAsText, corsOrigin, originGuard, unavailableErrorHandler } from '@rt/core'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { HeadersSchema, POLL_ID_HEADER, QuerySchema, longPollHandler, type LongPollRequest } from './handler.js'
@@ -39,7 +39,7 @@ async function longPollPlugin(fastify: FastifyInstance, raw: LongPollOptions): P
     acceptAnyBodyAsText(instance, options.maxRequestSize)
     // CORS is off unless allowedOrigins says which other origins may poll.
     if (options.allowedOrigins !== undefined) await instance.register(cors, corsOptions(options.allowedOrigins))
-    instance.post('/', { schema: { headers: HeadersSchema, querystring: QuerySchema } }, (request, reply) => handler(request as LongPollRequest, reply))
+    instance.post('/', { schema: { headers: HeadersSchema, querystring: QuerySchema }, errorHandler: unavailableErrorHandler() }, (request, reply) => handler(request as LongPollRequest, reply))
   }, { prefix: options.path })
   // Held polls are answered before the server stops accepting, with whatever they hold.
   fastify.addHook('preClose', () => sessions.drain())

@@ -86,6 +86,11 @@ export class Poll implements SessionSink {
     this.finish(reason)
   }
 
+  /** Ends the request without an answer of its own (its setup failed): stops delivery at once. */
+  abandon(): void {
+    if (this.phase !== 'answered') this.finish('aborted')
+  }
+
   private flushSoon(): void {
     clearTimeout(this.timer)
     this.flushing = true

@@ -1,6 +1,7 @@
 import type { StreamMessage, StreamPosition } from '../broker.js'
 import type { SessionState, StoredSubscription } from '../session-store.js'
 import { catchUp, historyAfter } from '../stream-reader.js'
+import { BROKER_UNAVAILABLE } from '../unavailable.js'
 import type { Channel, ChannelContext } from './channels.js'
 import { validateCommand, parseCommand, type Command, type HistoryRequest } from './commands.js'
 import type { Hub } from './hub.js'
@@ -347,7 +348,7 @@ export class Session {
       for (const stream of added) this.cursor[stream] ??= await this.hub.broker.position(stream)
     } catch (error) {
       this.hub.logError(error, 'reading stream positions failed')
-      return fail('broker unavailable')
+      return fail(BROKER_UNAVAILABLE)
     }
     for (const stream of added) {
       this.origin.set(stream, this.cursor[stream]!)
