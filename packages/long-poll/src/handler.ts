@@ -33,16 +33,27 @@ export const POLL_ID_HEADER = 'X-Anycable-Poll-ID'
 class ResponseWatch {
   readonly delivered: Promise<boolean>
   onAbort: () => void = () => undefined
+  private cutOff: NodeJS.Timeout | undefined
 
-  constructor(res: ServerResponse) {
+  constructor(private readonly res: ServerResponse) {
     const socket = res.socket!
     this.delivered = new Promise((resolve) => {
-      res.once('finish', () => resolve(!socket.destroyed))
+      res.once('finish', () => {
+        clearTimeout(this.cutOff)
+        resolve(!socket.destroyed)
+      })
       res.once('close', () => {
+        clearTimeout(this.cutOff)
         resolve(false)
         this.onAbort()
       })
     })
+  }
+
+  /** Destroys the connection of a client that has not taken the whole answer within `ms` (it confirms nothing). */
+  limit(ms: number): void {
+    if (this.res.writableFinished || this.res.destroyed) return
+    this.cutOff = setTimeout(() => this.res.destroy(), ms)
   }
 }
 
@@ -98,6 +109,7 @@ export function longPollHandler(sessions: LongPollSessions) {
    */
   async function respond(reply: FastifyReply, watch: ResponseWatch, session: Session, result: Answer, control?: Control): Promise<void> {
     answer(reply, 200, result.body, session.sid)
+    watch.limit(options.keepaliveTimeoutMs)
     const delivered = result.reason !== 'aborted' && result.reason !== 'superseded' && (await watch.delivered)
     const expiresAt = Date.now() + options.keepaliveTimeoutMs
     session.state.transport = { ...session.state.transport, expiresAt, settled: session.state.lease }

@@ -7,7 +7,7 @@ import { resolveOptions, type LongPollOptions } from './options.js'
 import { LongPollSessions } from './sessions.js'
 
 export type { LongPollOptions } from './options.js'
-export { DEFAULT_FLUSH_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, DEFAULT_PATH, DEFAULT_POLL_INTERVAL } from './options.js'
+export { DEFAULT_FLUSH_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_ANSWER_SIZE, DEFAULT_MAX_REQUEST_SIZE, DEFAULT_PATH, DEFAULT_POLL_INTERVAL } from './options.js'
 export { encodeJsonl } from './encoder.js'
 export { pollControlStream, type LongPollState } from './sessions.js'
 

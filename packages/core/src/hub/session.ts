@@ -10,6 +10,13 @@ import { Outgoing, broadcastReply, controlStream, disconnectMessage, type Server
 /** Where a session's server messages go: the transport's side of the connection. */
 export interface SessionSink {
   send(outgoing: Outgoing): void
+  /**
+   * Pull mode, optional: whether the replies of one stream message still fit
+   * (a long-poll answer has a size cap). When `false` none of them is sent and
+   * the stream's position stays before the message, so the next request reads
+   * it again; a sink that refused one must refuse every later one too.
+   */
+  admits?(replies: readonly Outgoing[]): boolean
 }
 
 /** The outcome of one command: errors are for the transport to report; the session stays usable. */
@@ -376,8 +383,8 @@ export class Session {
         if (caught.gap) {
           for (const identifier of this.streamIdentifiers.get(stream)!) this.emit({ type: 'reject_history', identifier })
         }
-        for (const message of caught.messages) this.deliver(message)
-        this.cursor[stream] = caught.position
+        // What the sink refused is read again by the next request, from the position before it.
+        if (caught.messages.every((message) => this.deliver(message))) this.cursor[stream] = caught.position
       }
       this.release(stream)
     }
@@ -393,18 +400,21 @@ export class Session {
     }
   }
 
-  private deliver(message: StreamMessage): void {
+  /** Hands a stream message to the sink; `false` when the sink had no room for it (its position does not advance). */
+  private deliver(message: StreamMessage): boolean {
     const { stream } = message
     if (message.offset > 0) {
       const at = this.cursor[stream]
-      if (at !== undefined && at.epoch === message.epoch && message.offset <= at.offset) return
-      this.cursor[stream] = { offset: message.offset, epoch: message.epoch }
+      if (at !== undefined && at.epoch === message.epoch && message.offset <= at.offset) return true
     }
-    if (message.meta?.exclude_socket === this.sid) return
-    /* c8 ignore next -- a stream is left before its subscriptions are forgotten, so it always has identifiers here */
-    for (const identifier of this.streamIdentifiers.get(stream) ?? []) {
-      this.sink?.send(replyFor(message, identifier))
+    if (message.meta?.exclude_socket !== this.sid) {
+      /* c8 ignore next -- a stream is left before its subscriptions are forgotten, so it always has identifiers here */
+      const replies = [...(this.streamIdentifiers.get(stream) ?? [])].map((identifier) => replyFor(message, identifier))
+      if (this.sink?.admits?.(replies) === false) return false
+      for (const reply of replies) this.sink?.send(reply)
     }
+    if (message.offset > 0) this.cursor[stream] = { offset: message.offset, epoch: message.epoch }
+    return true
   }
 
   /** Sends a control message (or a history backlog message); pull sessions keep it until confirmed. */
