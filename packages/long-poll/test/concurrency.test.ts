@@ -54,7 +54,8 @@ t.test('commands of polls sent back to back are all applied, in order', async (t
     ['a', 'b', 'c', 'd'].map(pubsub))
 })
 
-t.test('two processes sharing the broker and the session store behave as one server', async (t) => {
+/** Two apps sharing one memory broker and one memory session store, as two processes share Redis. */
+async function twoProcesses(t: Test, lp: LongPollOptions) {
   const broker = new MemoryBroker()
   const store = new MemorySessionStore()
   t.teardown(async () => {
@@ -64,13 +65,16 @@ t.test('two processes sharing the broker and the session store behave as one ser
   const start = async () => {
     const app = Fastify({ forceCloseConnections: true })
     await app.register(rtCore, { broker, sessionStore: store, publicStreams: true })
-    await app.register(rtLongPoll, { ...FAST, pollInterval: 30 })
+    await app.register(rtLongPoll, lp)
     const url = `${await app.listen({ port: 0, host: '127.0.0.1' })}/lp`
     t.teardown(() => app.close())
     return { app, url }
   }
-  const a = await start()
-  const b = await start()
+  return { store, a: await start(), b: await start() }
+}
+
+t.test('two processes sharing the broker and the session store behave as one server', async (t) => {
+  const { a, b } = await twoProcesses(t, { ...FAST, pollInterval: 30 })
   const { id } = await connectTo(a.url, ['room'])
   const onA = poll(a.url, id)
   await until(() => a.app.rt.hub.listeners('room') === 1, 'the poll on A to be held')
@@ -113,24 +117,6 @@ t.test("AnyCable's client aborting held polls to send commands loses and repeats
   t.ok(client.aborts >= 10, `the client aborted ${client.aborts} polls`)
   t.same(client.errors, [])
 })
-
-async function twoProcesses(t: Test, lp: LongPollOptions) {
-  const broker = new MemoryBroker()
-  const store = new MemorySessionStore()
-  t.teardown(async () => {
-    await store.close()
-    await broker.close()
-  })
-  const start = async () => {
-    const app = Fastify({ forceCloseConnections: true })
-    await app.register(rtCore, { broker, sessionStore: store, publicStreams: true })
-    await app.register(rtLongPoll, lp)
-    const url = `${await app.listen({ port: 0, host: '127.0.0.1' })}/lp`
-    t.teardown(() => app.close())
-    return { app, url }
-  }
-  return { store, a: await start(), b: await start() }
-}
 
 t.test('overlapping requests of one session on two processes: every command runs once, nothing is delivered twice', async (t) => {
   const { store, a, b } = await twoProcesses(t, { pollInterval: 30, flushInterval: 0, keepaliveTimeout: 5 })
