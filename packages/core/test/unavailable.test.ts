@@ -27,3 +27,18 @@ t.test('unavailableErrorHandler answers outages and leaves every other error to 
   const shaped = await app.inject('/shaped')
   assertUnavailable(t, { status: shaped.statusCode, retryAfter: shaped.headers['retry-after'] as string, body: shaped.body }, 'own shape', { error: 'later' })
 })
+
+t.test('the outage doubles reject every call but subscribe and close', async (t) => {
+  const broker = unavailableBroker()
+  const store = unavailableStore()
+  const state = { sid: 's', identity: {}, subscriptions: {}, positions: {}, outbox: [], transport: {}, lease: 0, createdAt: 0 }
+  for (const call of [
+    broker.publish('a', 1), broker.history('a', { since: 0 }), broker.position('a'), broker.remove('a', [1]),
+    store.get('s'), store.create(state, 1), store.claim('s', 1), store.save(state, 1), store.delete('s')
+  ]) {
+    await t.rejects(call, BrokerUnavailableError)
+  }
+  broker.subscribe('a', () => undefined)()
+  await broker.close()
+  await store.close()
+})
