@@ -32,12 +32,11 @@ t.test('the outage doubles reject every call but subscribe and close', async (t)
   const broker = unavailableBroker()
   const store = unavailableStore()
   const state = { sid: 's', identity: {}, subscriptions: {}, positions: {}, outbox: [], transport: {}, lease: 0, createdAt: 0 }
-  for (const call of [
+  const calls: Array<Promise<unknown>> = [
     broker.publish('a', 1), broker.history('a', { since: 0 }), broker.position('a'), broker.remove('a', [1]),
     store.get('s'), store.create(state, 1), store.claim('s', 1), store.save(state, 1), store.delete('s')
-  ]) {
-    await t.rejects(call, BrokerUnavailableError)
-  }
+  ]
+  for (const call of calls) await t.rejects(call, BrokerUnavailableError)
   broker.subscribe('a', () => undefined)()
   await broker.close()
   await store.close()
