@@ -1,4 +1,4 @@
-import { acceptAnyBodyAsText, BrokerUnavailableError, isJournalable, Journal, readManifest, requireRtCore } from '@rt/core'
+import { acceptAnyBodyAsText, isJournalable, isUnavailable, Journal, readManifest, replyUnavailable, requireRtCore } from '@rt/core'
 import type { FastifyError, FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { errorBody, EventEncoder, json } from './encoder.js'
@@ -60,7 +60,10 @@ async function categoryPollPlugin(fastify: FastifyInstance, raw: RtCategoryPollO
   acceptAnyBodyAsText(fastify, options.bodyLimit)
   fastify.setErrorHandler((error: FastifyError, request, reply) => {
     reply.header('content-type', 'application/json')
-    if (error instanceof BrokerUnavailableError) return reply.code(503).send(json(errorBody(error.message)))
+    if (isUnavailable(error)) {
+      request.log.warn({ err: error }, '@rt/category-poll: the broker is unreachable; answered 503')
+      return replyUnavailable(reply, errorBody('Service temporarily unavailable, retry shortly.'))
+    }
     const status = error.statusCode ?? 500
     if (status >= 400 && status < 500) return reply.code(status).send(json(errorBody(error.message)))
     request.log.error({ err: error }, '@rt/category-poll: request failed')

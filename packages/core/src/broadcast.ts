@@ -1,8 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { BrokerUnavailableError, type Broker, type MessageMeta, type PublishOptions } from './broker.js'
+import type { Broker, MessageMeta, PublishOptions } from './broker.js'
 import { DEFAULT_LIMITS, nameProblem, parseBoundedJson, type Limits } from './limits.js'
+import { isUnavailable, replyUnavailable } from './unavailable.js'
 import { acceptAnyBodyAsText } from './raw-body.js'
 import { safeEqual } from './signing.js'
 
@@ -117,8 +118,9 @@ export async function broadcastEndpoint(instance: FastifyInstance, broker: Broke
           await broker.publish(publication.stream, value, publishOptions(meta, json))
         }
       } catch (error) {
-        if (error instanceof BrokerUnavailableError) {
-          return reply.code(503).send({ error: 'unavailable', message: error.message })
+        if (isUnavailable(error)) {
+          request.log.warn({ err: error }, '@rt/core: the broker is unreachable; answered 503')
+          return replyUnavailable(reply)
         }
         throw error
       }

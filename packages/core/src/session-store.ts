@@ -55,8 +55,12 @@ export interface SessionStore {
   /**
    * Takes the session over for one request: increments its lease, refreshes its
    * TTL and returns it with the new lease; `undefined` when it does not exist.
+   * With `ifLease`, atomically claims only while the current lease is still
+   * `ifLease` (`undefined` otherwise): of two processes claiming the session
+   * they both read at that lease, exactly one wins, so one request (or one
+   * expiry) takes the session over from a given state.
    */
-  claim(sid: string, ttlMs: number): Promise<SessionState | undefined>
+  claim(sid: string, ttlMs: number, ifLease?: number): Promise<SessionState | undefined>
   /** Writes the session back if `state.lease` is still the current lease; `false` when a newer claim won. */
   save(state: SessionState, ttlMs: number): Promise<boolean>
   /** Forgets a session. */
@@ -91,9 +95,9 @@ export class MemorySessionStore implements SessionStore {
     this.entries.set(state.sid, { json: JSON.stringify({ ...state, lease: 0 }), lease: 0, expiresAt: this.now() + ttlMs })
   }
 
-  async claim(sid: string, ttlMs: number): Promise<SessionState | undefined> {
+  async claim(sid: string, ttlMs: number, ifLease?: number): Promise<SessionState | undefined> {
     const entry = this.live(sid)
-    if (entry === undefined) return undefined
+    if (entry === undefined || (ifLease !== undefined && entry.lease !== ifLease)) return undefined
     entry.lease++
     entry.expiresAt = this.now() + ttlMs
     return { ...(JSON.parse(entry.json) as SessionState), lease: entry.lease }

@@ -4,7 +4,7 @@ import { disconnectMessage, parseJsonl, type JsonlLine, type Session } from '@rt
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { JSONL_CONTENT_TYPE, encodeJsonl, jsonlLine } from './encoder.js'
 import { Poll, type Answer } from './poll.js'
-import { Control, readState, type LongPollSessions } from './sessions.js'
+import { Control, publishReleased, readState, type LongPollSessions } from './sessions.js'
 
 /** Session ids are 128 random bits in base64url (22 characters); anything far longer is not one. */
 const Id = Type.String({ minLength: 1, maxLength: 128 })
@@ -33,19 +33,30 @@ export const POLL_ID_HEADER = 'X-Anycable-Poll-ID'
 class ResponseWatch {
   readonly delivered: Promise<boolean>
   onAbort: () => void = () => undefined
+  private cutOff: NodeJS.Timeout | undefined
 
-  constructor(res: ServerResponse) {
+  constructor(private readonly res: ServerResponse) {
     // HTTP/2 (compat API): `res.socket` stands for the request's own stream, which is closed as soon as the
     // answer is sent; a reset stream shows a non-zero code instead (NO_ERROR is 0).
     const h2 = (res as unknown as { stream?: { rstCode?: number } }).stream
     const socket = res.socket!
     this.delivered = new Promise((resolve) => {
-      res.once('finish', () => resolve(h2 === undefined ? !socket.destroyed : !h2.rstCode))
+      res.once('finish', () => {
+        clearTimeout(this.cutOff)
+        resolve(h2 === undefined ? !socket.destroyed : !h2.rstCode)
+      })
       res.once('close', () => {
+        clearTimeout(this.cutOff)
         resolve(false)
         this.onAbort()
       })
     })
+  }
+
+  /** Destroys the connection of a client that has not taken the whole answer within `ms` (it confirms nothing). */
+  limit(ms: number): void {
+    if (this.res.writableFinished || this.res.destroyed) return
+    this.cutOff = setTimeout(() => this.res.destroy(), ms)
   }
 }
 
@@ -81,10 +92,15 @@ export function longPollHandler(sessions: LongPollSessions) {
     }
   }
 
-  /** Saves what the session needs while this request holds it: keepalive covers the hold. */
+  /**
+   * Saves what the session needs while this request holds it: keepalive covers
+   * the hold, and `settled` stays below the lease until the request answered,
+   * so that a newer request waits for it to release the session.
+   */
   async function checkpoint(session: Session): Promise<boolean> {
     const lp = readState(session.state)
-    session.state.transport = { ...session.state.transport, ...lp, expiresAt: Date.now() + sessions.holdMs + options.keepaliveTimeoutMs }
+    const settled = Math.min(lp.settled, session.state.lease - 1)
+    session.state.transport = { ...session.state.transport, ...lp, settled, expiresAt: Date.now() + sessions.holdMs + options.keepaliveTimeoutMs }
     return session.checkpoint(sessions.storeTtlMs)
   }
 
@@ -96,25 +112,37 @@ export function longPollHandler(sessions: LongPollSessions) {
    */
   async function respond(reply: FastifyReply, watch: ResponseWatch, session: Session, result: Answer, control?: Control): Promise<void> {
     answer(reply, 200, result.body, session.sid)
+    watch.limit(options.keepaliveTimeoutMs)
     const delivered = result.reason !== 'aborted' && result.reason !== 'superseded' && (await watch.delivered)
     const expiresAt = Date.now() + options.keepaliveTimeoutMs
     session.state.transport = { ...session.state.transport, expiresAt, settled: session.state.lease }
+    let saved = false
     try {
-      if (delivered) await session.confirm(sessions.storeTtlMs)
-      else await session.checkpoint(sessions.storeTtlMs)
+      saved = delivered ? await session.confirm(sessions.storeTtlMs) : await session.checkpoint(sessions.storeTtlMs)
     } catch (error) {
       reply.log.error({ err: error }, '@rt/long-poll: saving the session failed')
     }
     sessions.end(session.sid, expiresAt)
-    if (control !== undefined) {
-      try {
-        await control.publish({ type: 'released', lease: session.state.lease })
-      } catch (error) {
-        reply.log.error({ err: error }, '@rt/long-poll: releasing the session failed')
-      } finally {
-        control.close()
-      }
+    try {
+      // Only a request that still held the session releases it; the newer request waits for exactly this.
+      if (saved) await publishReleased(hub, session.sid, session.state.lease)
+    } catch (error) {
+      reply.log.error({ err: error }, '@rt/long-poll: releasing the session failed')
+    } finally {
+      control?.close()
     }
+  }
+
+  /**
+   * The store or broker failed mid-request (answered 503 by the route's error
+   * handler): lets the session go on this process, leaving the stored one as
+   * it was saved last, for the client's retry.
+   */
+  function abandon(sid: string | undefined, poll: Poll): void {
+    const begun = poll.session !== undefined
+    poll.abandon()
+    poll.session = undefined
+    if (begun && sid !== undefined) sessions.end(sid, Date.now() + options.keepaliveTimeoutMs)
   }
 
   async function connect(request: LongPollRequest, reply: FastifyReply, lines: JsonlLine[], watch: ResponseWatch): Promise<void> {
@@ -131,8 +159,13 @@ export function longPollHandler(sessions: LongPollSessions) {
       const { session } = connected
       poll.session = session
       sessions.begin(session.sid)
-      await run(session, lines, poll)
-      await checkpoint(session)
+      try {
+        await run(session, lines, poll)
+        await checkpoint(session)
+      } catch (error) {
+        abandon(session.sid, poll)
+        throw error
+      }
       poll.now()
       await respond(reply, watch, session, await poll.answer)
     } finally {
@@ -141,25 +174,41 @@ export function longPollHandler(sessions: LongPollSessions) {
   }
 
   /**
-   * Takes the session over for this request: waits for the request holding it
-   * (here or on another process) to answer and save, claims it, runs the
-   * commands and saves them. `undefined` when the request was answered 401.
+   * Takes the session over for this request, exactly once across processes:
+   * asks the request holding it (here or on another process) to answer at
+   * once, waits until it has saved and released the session, then claims it
+   * at the lease it was read at — if another request claimed it first, starts
+   * over from the newer state. Then runs the commands and saves them.
+   * `undefined` when the request was answered 401.
    */
   async function resume(sid: string, reply: FastifyReply, lines: JsonlLine[], poll: Poll): Promise<{ session: Session; control: Control } | undefined> {
-    const seen = await hub.store.get(sid)
-    if (seen === undefined) return void unknown(reply)
-    if (readState(seen).expired === true) return void expired(reply)
-    if (sessions.due(seen)) {
-      await sessions.expire(seen)
-      return void expired(reply)
-    }
+    let seen = await hub.store.get(sid)
     const control = new Control(hub, sid, poll)
     try {
-      // A request still holding the session answers empty and saves before this one reads it.
-      await control.publish({ type: 'end', lease: seen.lease })
-      if (seen.lease !== readState(seen).settled) await control.released(seen.lease, sessions.releaseWaitMs)
-      const session = await hub.resume(sid, poll, sessions.storeTtlMs)
-      if (session === undefined) return void unknown(reply)
+      let asked = -1
+      let session: Session | undefined
+      while (session === undefined) {
+        if (seen === undefined) return void unknown(reply)
+        if (readState(seen).expired === true) return void expired(reply)
+        if (sessions.due(seen)) {
+          await sessions.expire(seen)
+          return void expired(reply)
+        }
+        const held = sessions.held(seen)
+        if (asked < seen.lease) {
+          // Also makes sure this request listens from here on (a publish waits for its own process's subscription).
+          await control.publish({ type: 'end', lease: seen.lease })
+          asked = seen.lease
+          // A release published before this request listened shows in the store: read again rather than wait for it.
+          if (held) {
+            seen = await hub.store.get(sid)
+            continue
+          }
+        }
+        if (held && !(await control.released(seen.lease, sessions.releaseWaitMs))) sessions.countReleaseTimeout()
+        session = await hub.resume(sid, poll, sessions.storeTtlMs, seen.lease)
+        if (session === undefined) seen = await hub.store.get(sid)
+      }
       if (readState(session.state).expired === true) {
         session.detach()
         return void expired(reply)
@@ -170,6 +219,9 @@ export function longPollHandler(sessions: LongPollSessions) {
       await run(session, lines, poll)
       if (!(await checkpoint(session))) poll.end('superseded')
       return { session, control }
+    } catch (error) {
+      abandon(sid, poll)
+      throw error
     } finally {
       if (poll.session === undefined) control.close()
     }

@@ -1,5 +1,5 @@
 import cors from '@fastify/cors'
-import { acceptAnyBodyAsText, corsOrigin, originGuard, readManifest, requireRtCore } from '@rt/core'
+import { acceptAnyBodyAsText, corsOrigin, originGuard, readManifest, requireRtCore, unavailableErrorHandler } from '@rt/core'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { HeadersSchema, POLL_ID_HEADER, QuerySchema, longPollHandler, type LongPollRequest } from './handler.js'
@@ -10,7 +10,7 @@ import { LongPollSessions } from './sessions.js'
 export type RtLongPollOptions = Options
 /** @deprecated Renamed {@link RtLongPollOptions} (one naming scheme across rt); this alias goes before 1.0. */
 export type LongPollOptions = Options
-export { DEFAULT_FLUSH_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_REQUEST_SIZE, DEFAULT_PATH, DEFAULT_POLL_INTERVAL } from './options.js'
+export { DEFAULT_FLUSH_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_ANSWER_SIZE, DEFAULT_MAX_REQUEST_SIZE, DEFAULT_PATH, DEFAULT_POLL_INTERVAL } from './options.js'
 export { encodeJsonl } from './encoder.js'
 export { pollControlStream, type LongPollState } from './sessions.js'
 
@@ -46,7 +46,7 @@ async function longPollPlugin(fastify: FastifyInstance, raw: RtLongPollOptions):
     acceptAnyBodyAsText(instance, options.maxRequestSize)
     // CORS is off unless allowedOrigins says which other origins may poll.
     if (options.allowedOrigins !== undefined) await instance.register(cors, corsOptions(options.allowedOrigins))
-    instance.post('/', { schema: { headers: HeadersSchema, querystring: QuerySchema } }, (request, reply) => handler(request as LongPollRequest, reply))
+    instance.post('/', { schema: { headers: HeadersSchema, querystring: QuerySchema }, errorHandler: unavailableErrorHandler() }, (request, reply) => handler(request as LongPollRequest, reply))
   }, { prefix: options.path })
   // Held polls are answered before the server stops accepting, with whatever they hold.
   fastify.addHook('preClose', () => sessions.drain())

@@ -35,6 +35,18 @@ export interface LongPollOptions {
    */
   maxRequestSize?: number
   /**
+   * Most bytes of stream messages one answer carries. Default 1048576 (1 MiB,
+   * `@rt/sse`'s `maxBufferedBytes`): what does not fit waits for the next poll
+   * (positions advance only for what was written), so a burst of broadcasts
+   * cannot make an answer of many megabytes, and a client that does not read
+   * its answer holds at most about this much of the server's memory. A single
+   * message bigger than this still goes out, alone. Control messages (command
+   * replies, history backlogs) are not held back. An answer the client does not
+   * take within `keepaliveTimeout` is cut off (its socket destroyed, nothing
+   * confirmed), as `@rt/sse` cuts off a slow reader. AnyCable has no such cap.
+   */
+  maxAnswerSize?: number
+  /**
    * Seconds a session survives without a request in flight. Default 5
    * (AnyCable's `--poll_keepalive_timeout`): the client re-polls 500 ms after
    * every answer, so 5 s of silence means it is gone. The session is then
@@ -60,6 +72,7 @@ export interface ResolvedOptions {
   pollIntervalMs: number
   flushIntervalMs: number
   maxRequestSize: number
+  maxAnswerSize: number
   keepaliveTimeoutMs: number
   allowedOrigins: string[] | undefined
 }
@@ -68,6 +81,7 @@ export const DEFAULT_PATH = '/lp'
 export const DEFAULT_POLL_INTERVAL = 15
 export const DEFAULT_FLUSH_INTERVAL = 500
 export const DEFAULT_MAX_REQUEST_SIZE = 64 * 1024
+export const DEFAULT_MAX_ANSWER_SIZE = 1024 * 1024
 export const DEFAULT_KEEPALIVE_TIMEOUT = 5
 
 function fail(message: string): never {
@@ -90,11 +104,14 @@ export function resolveOptions(options: LongPollOptions): ResolvedOptions {
   }
   const maxRequestSize = options.maxRequestSize ?? DEFAULT_MAX_REQUEST_SIZE
   if (!Number.isInteger(maxRequestSize) || maxRequestSize <= 0) fail('maxRequestSize must be a positive integer number of bytes')
+  const maxAnswerSize = options.maxAnswerSize ?? DEFAULT_MAX_ANSWER_SIZE
+  if (!Number.isInteger(maxAnswerSize) || maxAnswerSize <= 0) fail('maxAnswerSize must be a positive integer number of bytes')
   return {
     path,
     pollIntervalMs: duration(options.pollInterval, 'pollInterval', DEFAULT_POLL_INTERVAL, 'seconds') * 1000,
     flushIntervalMs: duration(options.flushInterval, 'flushInterval', DEFAULT_FLUSH_INTERVAL, 'milliseconds', true),
     maxRequestSize,
+    maxAnswerSize,
     keepaliveTimeoutMs: duration(options.keepaliveTimeout, 'keepaliveTimeout', DEFAULT_KEEPALIVE_TIMEOUT, 'seconds') * 1000,
     allowedOrigins: checkAllowedOrigins(options.allowedOrigins, '@rt/long-poll')
   }

@@ -20,6 +20,8 @@ export interface Answer {
 export interface PollTiming {
   pollIntervalMs: number
   flushIntervalMs: number
+  /** Most bytes of stream messages one answer carries (one message always fits an empty answer). */
+  maxAnswerSize: number
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -38,6 +40,9 @@ export class Poll implements SessionSink {
   /** Settles with the answer, once. */
   readonly answer: Promise<Answer>
   private readonly chunks: Buffer[] = []
+  private bytes = 0
+  /** Set once a stream message did not fit: the answer goes out as soon as it can, the rest waits for the next poll. */
+  private full = false
   private timer: NodeJS.Timeout | undefined
   private flushing = false
   private phase: 'setup' | 'held' | 'answered' = 'setup'
@@ -49,13 +54,33 @@ export class Poll implements SessionSink {
   }
 
   send(outgoing: Outgoing): void {
-    this.chunks.push(outgoing.encode(encodeJsonl))
+    this.write(outgoing.encode(encodeJsonl))
     if (this.phase === 'held' && !this.flushing) this.flushSoon()
+  }
+
+  /**
+   * Whether a stream message's replies fit under `maxAnswerSize`. The first
+   * refusal fills the answer: it is sent at once (from a new task, since the
+   * session is mid-delivery) and refuses everything after, so per stream what
+   * the answer carries is a prefix of what was pending.
+   */
+  admits(replies: readonly Outgoing[]): boolean {
+    if (this.full || this.phase === 'answered') return false
+    let size = 0
+    for (const reply of replies) size += reply.encode(encodeJsonl).length
+    if (this.bytes === 0 || this.bytes + size <= this.timing.maxAnswerSize) return true
+    this.full = true
+    if (this.phase === 'held') {
+      clearTimeout(this.timer)
+      this.timer = setTimeout(() => this.finish('ready'), 0)
+    }
+    return false
   }
 
   /** Adds a line that is not a session message (a per-request error). */
   write(line: Buffer): void {
     this.chunks.push(line)
+    this.bytes += line.length
   }
 
   /** Answers at once with what is pending (a connect). */
@@ -68,6 +93,7 @@ export class Poll implements SessionSink {
   hold(): void {
     if (this.phase !== 'setup') return
     if (this.requested !== undefined) return this.finish(this.requested)
+    if (this.full) return this.finish('ready')
     this.phase = 'held'
     if (this.chunks.length > 0) this.flushSoon()
     else this.timer = setTimeout(() => this.finish('timeout'), this.timing.pollIntervalMs)
@@ -86,7 +112,13 @@ export class Poll implements SessionSink {
     this.finish(reason)
   }
 
+  /** Ends the request without an answer of its own (its setup failed): stops delivery at once. */
+  abandon(): void {
+    if (this.phase !== 'answered') this.finish('aborted')
+  }
+
   private flushSoon(): void {
+    if (this.full) return
     clearTimeout(this.timer)
     this.flushing = true
     this.timer = setTimeout(() => this.finish('ready'), this.timing.flushIntervalMs)
@@ -99,6 +131,7 @@ export class Poll implements SessionSink {
     this.session?.detach()
     const body = reason === 'ready' || reason === 'closing' ? Buffer.concat(this.chunks) : EMPTY
     this.chunks.length = 0
+    this.bytes = 0
     this.settle({ reason, body })
   }
 }

@@ -37,11 +37,17 @@ export interface ControlMessage {
   lease: number
 }
 
-/** One request's subscription to its session's control stream. */
+/**
+ * One request's subscription to its session's control stream. It remembers
+ * what it heard before anyone asked (an `end` for the lease it is about to
+ * claim, a `released` before the request starts waiting), so no control
+ * message is lost to the order in which they arrive.
+ */
 export class Control {
   /** The lease of this request, once it claimed the session. */
   lease: number | undefined
   private endUpTo = -1
+  private releasedUpTo = -1
   private waiter: { lease: number; resolve: () => void } | undefined
   private readonly unsubscribe: () => void
 
@@ -59,16 +65,20 @@ export class Control {
     await this.hub.broker.publish(pollControlStream(this.sid), message, { transient: true })
   }
 
-  /** Waits until the request holding `lease` released the session, or `timeoutMs` (its process may be gone). */
-  released(lease: number, timeoutMs: number): Promise<void> {
+  /**
+   * Waits until the request holding `lease` released the session, or
+   * `timeoutMs` (its process may be gone). `true` when it was released.
+   */
+  released(lease: number, timeoutMs: number): Promise<boolean> {
+    if (this.releasedUpTo >= lease) return Promise.resolve(true)
     return new Promise((resolve) => {
-      const done = (): void => {
+      const done = (released: boolean): void => {
         clearTimeout(timer)
         this.waiter = undefined
-        resolve()
+        resolve(released)
       }
-      const timer = setTimeout(done, timeoutMs)
-      this.waiter = { lease, resolve: done }
+      const timer = setTimeout(() => done(false), timeoutMs)
+      this.waiter = { lease, resolve: () => done(true) }
     })
   }
 
@@ -78,12 +88,18 @@ export class Control {
 
   private receive(message: ControlMessage): void {
     if (message.type === 'released') {
+      this.releasedUpTo = Math.max(this.releasedUpTo, message.lease)
       if (this.waiter !== undefined && message.lease >= this.waiter.lease) this.waiter.resolve()
       return
     }
     this.endUpTo = Math.max(this.endUpTo, message.lease)
     if (this.lease !== undefined && message.lease >= this.lease) this.poll.end('superseded')
   }
+}
+
+/** Publishes that the request holding `lease` has answered and saved the session. */
+export function publishReleased(hub: Hub, sid: string, lease: number): Promise<unknown> {
+  return hub.broker.publish(pollControlStream(sid), { type: 'released', lease } satisfies ControlMessage, { transient: true })
 }
 
 /**
@@ -103,6 +119,7 @@ export class LongPollSessions {
   private sweeping = false
   private readonly clients
   private readonly staleRequests
+  private readonly releaseTimeouts
 
   constructor(
     readonly hub: Hub,
@@ -112,6 +129,10 @@ export class LongPollSessions {
   ) {
     this.clients = metrics.gauge('long_poll_clients_num', 'Long-polling sessions served by this process and not expired')
     this.staleRequests = metrics.counter('long_poll_stale_requests_total', 'Polls for an unknown or expired long-polling session')
+    this.releaseTimeouts = metrics.counter(
+      'long_poll_release_timeouts_total',
+      'Requests that took a long-polling session over without its holder releasing it (the holder\'s process was gone or stalled)'
+    )
   }
 
   /** How long a request may hold a session: the poll interval, then the flush interval. */
@@ -143,6 +164,15 @@ export class LongPollSessions {
 
   countStale(): void {
     this.staleRequests.inc()
+  }
+
+  countReleaseTimeout(): void {
+    this.releaseTimeouts.inc()
+  }
+
+  /** Whether a request holds the session: it claimed it and has not finished (answered and saved) yet. */
+  held(state: SessionState): boolean {
+    return state.lease !== readState(state).settled
   }
 
   /**
@@ -181,16 +211,21 @@ export class LongPollSessions {
   }
 
   /**
-   * Expires a session whose keepalive ran out: marks it expired (compare-and-set
-   * on the lease, so a request that claimed it meanwhile wins), then closes it,
+   * Expires a session whose keepalive ran out: claims it at the lease it was
+   * read at and marks it expired (so a request or another process that claimed
+   * it meanwhile wins, and `unsubscribed` runs once), then closes it,
    * which runs the channels' `unsubscribed` callbacks and releases its streams.
    * It stays in the store for `sessionsTtl` so that it can be restored by sid.
    */
   async expire(state: SessionState): Promise<void> {
+    // Claimed at the lease it was read at: of two processes expiring it at once (or a request claiming it), one wins.
+    const claimed = await this.hub.store.claim(state.sid, this.tombstoneTtlMs, state.lease)
+    if (claimed === undefined) return
     const lp = readState(state)
-    const marked: SessionState = { ...state, transport: { ...state.transport, ...lp, expired: true } }
+    const marked: SessionState = { ...claimed, transport: { ...claimed.transport, ...lp, settled: claimed.lease, expired: true } }
     if (!(await this.hub.save(marked, this.tombstoneTtlMs))) return
-    await new Session(this.hub, state, 'pull').close()
+    await publishReleased(this.hub, state.sid, claimed.lease)
+    await new Session(this.hub, claimed, 'pull').close()
   }
 
   /** Expires the sessions this process answered last whose keepalive ran out. */

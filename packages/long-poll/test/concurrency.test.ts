@@ -1,9 +1,10 @@
+import type { Test } from 'tap'
 import { MemoryBroker, MemorySessionStore, rtCore } from '@rt/core'
 import Fastify from 'fastify'
 import t from 'tap'
-import { rtLongPoll } from '../src/index.js'
+import { rtLongPoll, type LongPollOptions } from '../src/index.js'
 import { AnyCableLongPolling } from './anycable-client.js'
-import { FAST, connectTo, payloads, poll, pubsub, serve, sleep, subscribe, until } from './helpers.js'
+import { FAST, connectTo, payloads, poll, pubsub, serve, sleep, subscribe, types, until } from './helpers.js'
 
 t.test('a newer poll ends the held one with an empty answer and receives what follows', async (t) => {
   const { app, url } = await serve(t, { ...FAST, pollInterval: 30 })
@@ -53,7 +54,8 @@ t.test('commands of polls sent back to back are all applied, in order', async (t
     ['a', 'b', 'c', 'd'].map(pubsub))
 })
 
-t.test('two processes sharing the broker and the session store behave as one server', async (t) => {
+/** Two apps sharing one memory broker and one memory session store, as two processes share Redis. */
+async function twoProcesses(t: Test, lp: LongPollOptions) {
   const broker = new MemoryBroker()
   const store = new MemorySessionStore()
   t.teardown(async () => {
@@ -63,13 +65,16 @@ t.test('two processes sharing the broker and the session store behave as one ser
   const start = async () => {
     const app = Fastify({ forceCloseConnections: true })
     await app.register(rtCore, { broker, sessionStore: store, publicStreams: true })
-    await app.register(rtLongPoll, { ...FAST, pollInterval: 30 })
+    await app.register(rtLongPoll, lp)
     const url = `${await app.listen({ port: 0, host: '127.0.0.1' })}/lp`
     t.teardown(() => app.close())
     return { app, url }
   }
-  const a = await start()
-  const b = await start()
+  return { store, a: await start(), b: await start() }
+}
+
+t.test('two processes sharing the broker and the session store behave as one server', async (t) => {
+  const { a, b } = await twoProcesses(t, { ...FAST, pollInterval: 30 })
   const { id } = await connectTo(a.url, ['room'])
   const onA = poll(a.url, id)
   await until(() => a.app.rt.hub.listeners('room') === 1, 'the poll on A to be held')
@@ -111,4 +116,45 @@ t.test("AnyCable's client aborting held polls to send commands loses and repeats
   t.same(received, Array.from({ length: n }, (_, i) => i + 1), 'every message once, in order')
   t.ok(client.aborts >= 10, `the client aborted ${client.aborts} polls`)
   t.same(client.errors, [])
+})
+
+t.test('overlapping requests of one session on two processes: every command runs once, nothing is delivered twice', async (t) => {
+  const { store, a, b } = await twoProcesses(t, { pollInterval: 30, flushInterval: 0, keepaliveTimeout: 5 })
+  const { id } = await connectTo(a.url, ['feed'])
+  const lines: Array<Record<string, unknown>> = []
+  let n = 0
+  for (let round = 0; round < 30; round++) {
+    // Two requests at once, on two processes, each subscribing to its own stream, while the feed is written.
+    const first = poll(a.url, id, subscribe(pubsub(`a${round}`)))
+    const second = poll(b.url, id, subscribe(pubsub(`b${round}`)))
+    await a.app.rt.publish('feed', { n: ++n })
+    for (const answer of await Promise.all([first, second])) {
+      t.equal(answer.status, 200)
+      lines.push(...answer.lines)
+    }
+  }
+  const expected = Array.from({ length: 30 }, (_, round) => [pubsub(`a${round}`), pubsub(`b${round}`)]).flat().sort()
+  const confirmed = () => lines.filter((line) => line.type === 'confirm_subscription').map((line) => String(line.identifier))
+  for (let i = 0; i < 50 && (confirmed().length < expected.length || payloads(lines).length < n); i++) {
+    lines.push(...(await poll(i % 2 === 0 ? a.url : b.url, id)).lines)
+  }
+  t.same(confirmed().sort(), expected, 'every subscribe ran and was confirmed exactly once')
+  t.same(Object.keys((await store.get(id))!.subscriptions).sort(), [...expected, pubsub('feed')].sort(), 'and is saved')
+  t.same(payloads(lines), Array.from({ length: n }, (_, i) => ({ n: i + 1 })), 'every message once, in order')
+})
+
+t.test('a command superseding a held poll never waits out the release timeout', async (t) => {
+  const { a, b } = await twoProcesses(t, { pollInterval: 30, flushInterval: 0, keepaliveTimeout: 5 })
+  const { id } = await connectTo(a.url, ['room'])
+  for (let round = 0; round < 20; round++) {
+    const [holder, other] = round % 2 === 0 ? [a, b] : [b, a]
+    const held = poll(holder.url, id)
+    await until(() => holder.app.rt.hub.listeners('room') === 1, 'a held poll')
+    const command = await poll(other.url, id, subscribe(pubsub(`s${round}`)))
+    t.same(types(command.lines), ['confirm_subscription'])
+    t.equal((await held).text, '')
+  }
+  for (const { app } of [a, b]) {
+    t.match(await app.rt.metrics.text(), /^long_poll_release_timeouts_total 0$/m, 'no request waited out a release it had missed')
+  }
 })

@@ -126,6 +126,7 @@ t.test('options are checked at registration', async (t) => {
   await t.rejects(register({ keepaliveTimeout: 'x' }), /@rt\/long-poll: keepaliveTimeout/)
   await t.rejects(register({ flushInterval: -1 }), /@rt\/long-poll: flushInterval must be a non-negative/)
   await t.rejects(register({ maxRequestSize: 1.5 }), /@rt\/long-poll: maxRequestSize/)
+  await t.rejects(register({ maxAnswerSize: 0 }), /@rt\/long-poll: maxAnswerSize must be a positive integer/)
   await t.rejects(register({ allowedOrigins: 'x' }), /@rt\/long-poll: allowedOrigins/)
   await register({ flushInterval: 0, path: '/poll' })
   const alone = Fastify()

@@ -2,6 +2,8 @@ import { MemoryBroker, MemorySessionStore, rtCore, type Channel } from '@rt/core
 import Fastify from 'fastify'
 import t from 'tap'
 import { rtLongPoll } from '../src/index.js'
+import { resolveOptions } from '../src/options.js'
+import { LongPollSessions } from '../src/sessions.js'
 import { FAST, connectTo, payloads, poll, post, serve, subscribe, until } from './helpers.js'
 
 const metric = async (app: { rt: { metrics: { text(): Promise<string> } } }, name: string): Promise<number> => {
@@ -108,4 +110,35 @@ t.test('a session answered elsewhere since is left to that process', async (t) =
   await until(async () => (await metric(a.app, 'long_poll_clients_num')) === 0, 'A to let go of the session')
   t.equal(await metric(b.app, 'long_poll_clients_num'), 1)
   t.equal((await poll(b.url, id, JSON.stringify({ command: 'pong' }))).status, 200, 'still alive on B')
+})
+
+t.test('two processes expiring one session at the same moment run unsubscribed once', async (t) => {
+  const { Room, left } = tracked()
+  const broker = new MemoryBroker()
+  const store = new MemorySessionStore()
+  t.teardown(async () => {
+    await store.close()
+    await broker.close()
+  })
+  const expirers: LongPollSessions[] = []
+  for (let i = 0; i < 2; i++) {
+    const app = Fastify()
+    await app.register(rtCore, { broker, sessionStore: store, channels: { Room } })
+    await app.ready()
+    t.teardown(() => app.close())
+    expirers.push(new LongPollSessions(app.rt.hub, resolveOptions(FAST), app.rt.metrics, app.log))
+  }
+  const { app, url } = await serve(t, FAST, { broker, sessionStore: store, channels: { Room } })
+  t.ok(app)
+  const ids: string[] = []
+  for (let round = 0; round < 5; round++) {
+    const id = (await post(url, subscribe(JSON.stringify({ channel: 'Room', id: 1 })))).pollId!
+    ids.push(id)
+    // Both processes read the session at the same lease, then both expire it.
+    const seen = await store.get(id)
+    await Promise.all(expirers.map((sessions) => sessions.expire(seen!)))
+    t.same(left, ids, `round ${round}: unsubscribed ran once`)
+    const stale = await poll(url, id)
+    t.same(stale.lines, [{ type: 'disconnect', reason: 'session_expired', reconnect: true }])
+  }
 })

@@ -11,7 +11,7 @@ function ttl(ttlMs: number): number {
 /**
  * A `SessionStore` on Redis, so that a session created on one node continues on
  * any other: one hash per sid holding the session as JSON and its lease, with a
- * TTL. `claim` increments the lease and refreshes the TTL atomically; `save` is a
+ * TTL. `claim` increments the lease and refreshes the TTL atomically (optionally only at an expected lease); `save` is a
  * compare-and-set on the lease (both Lua), so of two concurrent requests for one
  * session, on one node or two, the newer claim wins everywhere.
  *
@@ -36,8 +36,8 @@ export class RedisSessionStore implements SessionStore {
     return this.run('create', state.sid, ttlMs, [json]).then(() => undefined)
   }
 
-  claim(sid: string, ttlMs: number): Promise<SessionState | undefined> {
-    return this.run('claim', sid, ttlMs, []).then((reply) => {
+  claim(sid: string, ttlMs: number, ifLease?: number): Promise<SessionState | undefined> {
+    return this.run('claim', sid, ttlMs, [ifLease === undefined ? '' : String(ifLease)]).then((reply) => {
       if (reply === null) return undefined
       const [lease, json] = reply as [number, string]
       return decode(json, lease)

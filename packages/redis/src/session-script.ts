@@ -4,8 +4,9 @@ import { LuaScript } from './lua.js'
  * Session operations that must be atomic. KEYS[1] is the session's hash
  * (`lease`, `json`); ARGV[1] the operation, ARGV[2] the TTL in ms.
  * - create: replaces the session, lease 0.
- * - claim: increments the lease and refreshes the TTL of an existing session;
- *   answers `[lease, json]`, or nil when there is none.
+ * - claim (ARGV[3] expected lease, or ''): increments the lease and refreshes
+ *   the TTL of an existing session whose lease is the expected one (any, with
+ *   ''); answers `[lease, json]`, or nil when there is none or the lease moved.
  * - save (ARGV[3] lease, ARGV[4] json): compare-and-set on the lease; 1 when
  *   written, 0 when a newer claim won or the session is gone.
  */
@@ -17,7 +18,9 @@ if op == 'create' then
   redis.call('PEXPIRE', key, ttl)
   return 1
 elseif op == 'claim' then
-  if redis.call('EXISTS', key) == 0 then return false end
+  local current = redis.call('HGET', key, 'lease')
+  if not current then return false end
+  if ARGV[3] ~= '' and current ~= ARGV[3] then return false end
   local lease = redis.call('HINCRBY', key, 'lease', 1)
   redis.call('PEXPIRE', key, ttl)
   return {lease, redis.call('HGET', key, 'json')}

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { acceptAnyBodyAsText, isSameOrigin, originMatcher, requestHost } from '@rt/core'
+import { BROKER_UNAVAILABLE, acceptAnyBodyAsText, isSameOrigin, originMatcher, replyUnavailable, requestHost, unavailableErrorHandler } from '@rt/core'
 import cors from '@fastify/cors'
 import { ClientSession } from './client-session.js'
 import { SSE_HEADERS, SseConnection } from './connection.js'
@@ -74,7 +74,7 @@ export async function sessionRoutes(instance: FastifyInstance, options: Resolved
     return session
   }
 
-  instance.get('/:id', async (request: SessionRoute, reply) => {
+  instance.get<{ Params: { id: string } }>('/:id', { errorHandler: unavailableErrorHandler() }, async (request: SessionRoute, reply) => {
     const query = check(request, reply)
     if (query === undefined) return reply
     const session = await acquire(request, reply, query)
@@ -97,13 +97,16 @@ export async function sessionRoutes(instance: FastifyInstance, options: Resolved
     session.addListener(listener)
   })
 
-  instance.post('/:id', async (request: SessionRoute, reply) => {
+  instance.post<{ Params: { id: string } }>('/:id', { errorHandler: unavailableErrorHandler() }, async (request: SessionRoute, reply) => {
     const query = check(request, reply)
     if (query === undefined) return reply
     const requests = parseRequests(request.body, instance.rt.limits)
     if (!requests.ok) return refuse(reply, requests.status ?? 400, requests.error)
     const session = await acquire(request, reply, query)
     if (session === undefined) return reply
-    return reply.header('cache-control', 'no-store').send(await session.run(requests.value))
+    const responses = await session.run(requests.value)
+    // The broker could not be reached for one of them: retrying later is the answer, not a per-request error.
+    if (responses.some((response) => response.error === BROKER_UNAVAILABLE)) return replyUnavailable(reply)
+    return reply.header('cache-control', 'no-store').send(responses)
   })
 }

@@ -1,7 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import {
+  BROKER_UNAVAILABLE,
   DEFAULT_LIMITS,
   parseJsonl,
+  replyUnavailable,
   type CommandLimits,
   type Limits,
   type Command,
@@ -153,13 +155,21 @@ export function sseHandler(hub: Hub, options: ResolvedOptions, streams: Streams)
       return reply.code(401).send()
     }
     const { session } = result
-    const refuse = async (code: number, reason: string): Promise<unknown> => {
+    const release = async (): Promise<void> => {
       reply.raw.off('close', onGone)
       await session.close()
+    }
+    const refuse = async (code: number, reason: string): Promise<unknown> => {
+      await release()
       return reply.code(code).type(TEXT).send(reason)
     }
     for (const command of commands) {
       const outcome = await session.handle(command)
+      if (!outcome.ok && outcome.error === BROKER_UNAVAILABLE) {
+        // An outage, not a bad request: the client retries the same subscription later.
+        await release()
+        return replyUnavailable(reply)
+      }
       if (!outcome.ok) return refuse(400, `${command.identifier}: ${outcome.error}`)
     }
     const rejected = held.find((outgoing) => messageType(outgoing.message) === 'reject_subscription')

@@ -1,7 +1,7 @@
 import cors from '@fastify/cors'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { acceptAnyBodyAsText, corsOrigin, originGuard, readManifest, requireRtCore } from '@rt/core'
+import { acceptAnyBodyAsText, corsOrigin, originGuard, readManifest, requireRtCore, unavailableErrorHandler } from '@rt/core'
 import { sseHandler, Streams } from './handler.js'
 import { resolveOptions, type RtSseOptions } from './options.js'
 
@@ -43,6 +43,7 @@ async function rtSsePlugin(fastify: FastifyInstance, given: RtSseOptions): Promi
       url: '/',
       prefixTrailingSlash: 'no-slash',
       exposeHeadRoute: false,
+      errorHandler: unavailableErrorHandler(),
       handler: handle
     })
   }, { prefix: options.path })

@@ -183,10 +183,12 @@ export class Hub {
   /**
    * Pull mode: takes a stored session over for one request (a newer request for
    * the same sid wins every later save) and attaches it to `sink`, catching up
-   * from its confirmed positions. `undefined` when the session does not exist.
+   * from its confirmed positions. `undefined` when the session does not exist
+   * or, with `ifLease`, when its lease is no longer `ifLease` (another request
+   * claimed it first; see `SessionStore.claim`).
    */
-  async resume(sid: string, sink: SessionSink, ttlMs?: number): Promise<Session | undefined> {
-    const state = await this.store.claim(sid, this.ttl(ttlMs))
+  async resume(sid: string, sink: SessionSink, ttlMs?: number, ifLease?: number): Promise<Session | undefined> {
+    const state = await this.store.claim(sid, this.ttl(ttlMs), ifLease)
     if (state === undefined) return undefined
     const session = new Session(this, state, 'pull')
     await session.attach(sink, { catchUp: true })

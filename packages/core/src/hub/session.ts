@@ -1,6 +1,7 @@
 import type { StreamMessage, StreamPosition } from '../broker.js'
 import type { SessionState, StoredSubscription } from '../session-store.js'
 import { catchUp, historyAfter } from '../stream-reader.js'
+import { BROKER_UNAVAILABLE } from '../unavailable.js'
 import type { Channel, ChannelContext } from './channels.js'
 import { validateCommand, parseCommand, type Command, type HistoryRequest } from './commands.js'
 import type { Hub } from './hub.js'
@@ -10,6 +11,13 @@ import { Outgoing, broadcastReply, controlStream, disconnectMessage, type Server
 /** Where a session's server messages go: the transport's side of the connection. */
 export interface SessionSink {
   send(outgoing: Outgoing): void
+  /**
+   * Pull mode, optional: whether the replies of one stream message still fit
+   * (a long-poll answer has a size cap). When `false` none of them is sent and
+   * the stream's position stays before the message, so the next request reads
+   * it again; a sink that refused one must refuse every later one too.
+   */
+  admits?(replies: readonly Outgoing[]): boolean
 }
 
 /** The outcome of one command: errors are for the transport to report; the session stays usable. */
@@ -377,7 +385,7 @@ export class Session {
       for (const stream of added) this.cursor[stream] ??= await this.hub.broker.position(stream)
     } catch (error) {
       this.hub.logError(error, 'reading stream positions failed')
-      return fail('broker unavailable')
+      return fail(BROKER_UNAVAILABLE)
     }
     for (const stream of added) {
       this.origin.set(stream, this.cursor[stream]!)
@@ -419,8 +427,8 @@ export class Session {
       if (caught.gap) {
         for (const identifier of this.streamIdentifiers.get(stream)!) this.emit({ type: 'reject_history', identifier })
       }
-      for (const message of caught.messages) this.deliver(message)
-      this.cursor[stream] = caught.position
+      // What the sink refused is read again by the next request, from the position before it.
+      if (caught.messages.every((message) => this.deliver(message))) this.cursor[stream] = caught.position
     }
     this.release(stream)
   }
@@ -480,18 +488,21 @@ export class Session {
     for (const stream of before) if (!still.has(stream) && this.held.has(stream)) await this.resumeStream(stream)
   }
 
-  private deliver(message: StreamMessage): void {
+  /** Hands a stream message to the sink; `false` when the sink had no room for it (its position does not advance). */
+  private deliver(message: StreamMessage): boolean {
     const { stream } = message
     if (message.offset > 0) {
       const at = this.cursor[stream]
-      if (at !== undefined && at.epoch === message.epoch && message.offset <= at.offset) return
-      this.cursor[stream] = { offset: message.offset, epoch: message.epoch }
+      if (at !== undefined && at.epoch === message.epoch && message.offset <= at.offset) return true
     }
-    if (message.meta?.exclude_socket === this.sid) return
-    /* c8 ignore next -- a stream is left before its subscriptions are forgotten, so it always has identifiers here */
-    for (const identifier of this.streamIdentifiers.get(stream) ?? []) {
-      this.sink?.send(replyFor(message, identifier))
+    if (message.meta?.exclude_socket !== this.sid) {
+      /* c8 ignore next -- a stream is left before its subscriptions are forgotten, so it always has identifiers here */
+      const replies = [...(this.streamIdentifiers.get(stream) ?? [])].map((identifier) => replyFor(message, identifier))
+      if (this.sink?.admits?.(replies) === false) return false
+      for (const reply of replies) this.sink?.send(reply)
     }
+    if (message.offset > 0) this.cursor[stream] = { offset: message.offset, epoch: message.epoch }
+    return true
   }
 
   /** Sends a control message (or a history backlog message); pull sessions keep it until confirmed. */

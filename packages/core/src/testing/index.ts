@@ -2,3 +2,4 @@
 export { brokerContract, type BrokerContractSetup } from './broker-contract.js'
 export { sessionStoreContract, type SessionStoreContractSetup } from './session-store-contract.js'
 export { random, deepJson, hugeName, manyStreamCursor, manyLines, hostileJsonTexts } from './hostile.js'
+export { assertUnavailable, unavailableBroker, unavailableStore, type AnsweredRequest } from './unavailable.js'

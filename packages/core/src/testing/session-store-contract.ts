@@ -55,6 +55,21 @@ export function sessionStoreContract(t: Test, setup: SessionStoreContractSetup):
     t.equal(await store.save(state('missing'), 10_000), false)
   })
 
+  t.test('a claim at an expected lease is atomic: of concurrent claims from one state exactly one wins', async (t) => {
+    const store = await make(t)
+    await store.create(state('s5'), 10_000)
+    const seen = await store.get('s5')
+    const claims = await Promise.all(Array.from({ length: 8 }, () => store.claim('s5', 10_000, seen!.lease)))
+    const won = claims.filter((claimed) => claimed !== undefined)
+    t.equal(won.length, 1, 'one claim wins')
+    t.equal(won[0]?.lease, seen!.lease + 1)
+    t.equal(await store.claim('s5', 10_000, seen!.lease), undefined, 'the lease moved on')
+    t.equal((await store.claim('s5', 10_000, seen!.lease + 1))?.lease, seen!.lease + 2, 'claims at the current lease')
+    t.equal(await store.claim('missing', 10_000, 0), undefined)
+    t.equal(await store.save(won[0]!, 10_000), false, 'the superseded claim cannot save')
+    t.equal((await store.get('s5'))?.lease, seen!.lease + 2)
+  })
+
   t.test('sessions expire after their TTL; claim and save refresh it', async (t) => {
     const store = await make(t)
     await store.create(state('s3'), 150)
