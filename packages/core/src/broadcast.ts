@@ -16,9 +16,21 @@ const Publication = Type.Object({
 })
 type Publication = Static<typeof Publication>
 
-const BroadcastBody = Type.Union([Publication, Type.Array(Publication, { minItems: 1 })])
+/** AnyCable's remote command: `{"command":"disconnect","payload":{"identifier":"<identifiers JSON>","reconnect":false}}`. */
+const RemoteCommand = Type.Object({
+  command: Type.Literal('disconnect'),
+  payload: Type.Object({
+    identifier: Type.String({ minLength: 1 }),
+    reconnect: Type.Optional(Type.Boolean())
+  })
+})
+type RemoteCommand = Static<typeof RemoteCommand>
+
+const Item = Type.Union([Publication, RemoteCommand])
+const BroadcastBody = Type.Union([Item, Type.Array(Item, { minItems: 1 })])
 const checkBody = TypeCompiler.Compile(BroadcastBody)
 const checkPublication = TypeCompiler.Compile(Publication)
+const checkRemoteCommand = TypeCompiler.Compile(RemoteCommand)
 
 /** Decides whether a broadcast request may publish. */
 export type BroadcastAuthorizer = (request: FastifyRequest) => boolean | Promise<boolean>
@@ -32,6 +44,8 @@ export interface BroadcastEndpointOptions {
   authorize: BroadcastAuthorizer | undefined
   /** Largest accepted body in bytes (413 above it). */
   bodyLimit: number
+  /** Runs a remote `disconnect` command: ends the sessions of those identifiers on every process. */
+  disconnect: (identifier: string, reconnect: boolean) => Promise<void>
 }
 
 /** Parses a publication's `data` string the way AnyCable does: JSON when it parses, the raw string otherwise. */
@@ -76,10 +90,12 @@ export async function broadcastEndpoint(instance: FastifyInstance, broker: Broke
       if (!checkBody.Check(body)) {
         return reply.code(400).send({ error: 'bad_request', message: describeInvalid(body) })
       }
-      const publications: Publication[] = Array.isArray(body) ? body : [body]
+      const items: Array<Publication | RemoteCommand> = Array.isArray(body) ? body : [body]
       try {
-        for (const publication of publications) {
-          await broker.publish(publication.stream, decodeBroadcastData(publication.data), metaOptions(publication.meta))
+        for (const item of items) {
+          // AnyCable's order: an object with a stream is a publication, anything else a remote command.
+          if ('stream' in item) await broker.publish(item.stream, decodeBroadcastData(item.data), metaOptions(item.meta))
+          else await options.disconnect(item.payload.identifier, item.payload.reconnect === true)
         }
       } catch (error) {
         if (error instanceof BrokerUnavailableError) {
@@ -106,10 +122,16 @@ function metaOptions(meta: MessageMeta | undefined): { meta: MessageMeta } | und
 function describeInvalid(body: unknown): string {
   if (Array.isArray(body)) {
     if (body.length === 0) return 'an array of publications must not be empty'
-    const index = body.findIndex((item) => !checkPublication.Check(item))
-    return `publication ${index}: ${describePublication(body[index])}`
+    const index = body.findIndex((item) => !checkPublication.Check(item) && !checkRemoteCommand.Check(item))
+    return `publication ${index}: ${describeItem(body[index])}`
   }
-  return describePublication(body)
+  return describeItem(body)
+}
+
+function describeItem(value: unknown): string {
+  if (typeof value !== 'object' || value === null || 'stream' in value || !('command' in value)) return describePublication(value)
+  const error = checkRemoteCommand.Errors(value).First()!
+  return `${error.path === '' ? 'command' : error.path.slice(1).replace(/\//g, '.')}: ${error.message}`
 }
 
 function describePublication(value: unknown): string {
