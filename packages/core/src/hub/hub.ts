@@ -145,8 +145,17 @@ export class Hub {
     return this.channels.get(name)
   }
 
-  /** Runs the `authenticate` hook; `undefined` means 401. A throwing hook is logged and counts as a rejection. */
+  /**
+   * Identifies a request (its JWT, or the `authenticate` hook, see
+   * {@link identify}); `undefined` means 401.
+   */
   async authenticate(request: FastifyRequest): Promise<Identity | undefined> {
+    const identified = await this.identify(request)
+    return typeof identified === 'string' ? undefined : identified
+  }
+
+  /** Runs the `authenticate` hook. A throwing hook is logged and counts as a rejection. */
+  private async runAuthenticate(request: FastifyRequest): Promise<Identity | undefined> {
     if (this.authenticator === undefined) return {}
     try {
       const identity = await this.authenticator(request)
@@ -231,7 +240,7 @@ export class Hub {
       return verified.failure === 'expired' ? 'token_expired' : 'unauthorized'
     }
     if (this.jwt?.force === true) return 'unauthorized'
-    return (await this.authenticate(request)) ?? 'unauthorized'
+    return (await this.runAuthenticate(request)) ?? 'unauthorized'
   }
 
   /** A session is attached to a transport on this process. */

@@ -65,9 +65,12 @@ export class Outgoing {
   }
 }
 
-/** Ping timestamps: Unix seconds by default, as AnyCable's `ping_timestamp_precision`. */
-export function pingMessage(now = Date.now(), precision: 's' | 'ms' = 's'): PingMessage {
-  return { type: 'ping', message: precision === 'ms' ? now : Math.floor(now / 1000) }
+/** AnyCable's `ping_timestamp_precision`: Unix seconds, milliseconds or nanoseconds. */
+export type PingPrecision = 's' | 'ms' | 'ns'
+
+/** Ping timestamps: Unix seconds by default, as AnyCable's `ping_timestamp_precision` (nanoseconds at millisecond resolution). */
+export function pingMessage(now = Date.now(), precision: PingPrecision = 's'): PingMessage {
+  return { type: 'ping', message: precision === 'ms' ? now : precision === 'ns' ? now * 1_000_000 : Math.floor(now / 1000) }
 }
 
 /** The broadcast reply for one identifier (extended protocol: with the stream position). */
