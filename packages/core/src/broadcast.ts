@@ -131,7 +131,7 @@ function describeInvalid(body: unknown): string {
 function describeItem(value: unknown): string {
   if (typeof value !== 'object' || value === null || 'stream' in value || !('command' in value)) return describePublication(value)
   const error = checkRemoteCommand.Errors(value).First()!
-  return `${error.path === '' ? 'command' : error.path.slice(1).replace(/\//g, '.')}: ${error.message}`
+  return `${error.path.slice(1).replace(/\//g, '.')}: ${error.message}`
 }
 
 function describePublication(value: unknown): string {

@@ -1,8 +1,7 @@
 import { SignJWT, UnsecuredJWT } from 'jose'
 import t from 'tap'
-import type { FastifyRequest } from 'fastify'
 import { requestToken, verifyJwt } from '../src/hub/jwt.js'
-import { RecordingSink, makeHub } from './helpers.js'
+import { RecordingSink, fakeRequest, makeHub } from './helpers.js'
 
 const SECRET = 'jwt-secret'
 const key = new TextEncoder().encode(SECRET)
@@ -16,10 +15,9 @@ async function token(ext: unknown, options: { exp?: number; nbf?: number; secret
   return jwt.sign(options.secret ?? key)
 }
 
+const head0 = (): string => Buffer.from('{"alg":"HS256"}').toString('base64url')
 const now = (): number => Math.floor(Date.now() / 1000)
 
-export const fakeRequest = (url: string, headers: Record<string, string> = {}): FastifyRequest =>
-  ({ headers, query: {}, url, raw: { url } }) as unknown as FastifyRequest
 
 t.test('verifyJwt accepts AnyCable tokens made by jose and refuses the rest', async (t) => {
   t.same(verifyJwt(await token({ user_id: '42' }, { exp: now() + 60 }), SECRET), { ok: true, identity: { user_id: '42' } })
@@ -35,7 +33,11 @@ t.test('verifyJwt accepts AnyCable tokens made by jose and refuses the rest', as
   t.same(verifyJwt(await token({ a: 1 }, { nbf: now() + 60 }), SECRET), invalid, 'not valid yet')
   t.same(verifyJwt(await token({ a: 1 }, { nbf: now() - 60 }), SECRET), { ok: true, identity: { a: 1 } })
   t.same(verifyJwt('a.b', SECRET), invalid)
+  const arrayBody = `${head0()}.${Buffer.from('[]').toString('base64url')}`
+  const { createHmac: hmac } = await import('node:crypto')
+  t.same(verifyJwt(`${arrayBody}.${hmac('sha256', SECRET).update(arrayBody).digest('base64url')}`, SECRET), invalid, 'claims that are not an object')
   t.same(verifyJwt('!!.e30.sig', SECRET), invalid, 'not base64url')
+  t.same(verifyJwt(`${Buffer.from('not json').toString('base64url')}.e30.sig`, SECRET), invalid, 'a header that is not JSON')
   const good = await token({ a: 1 })
   const [head, , signature] = good.split('.')
   const forged = `${head}.${Buffer.from(JSON.stringify({ ext: '{"a":2}' })).toString('base64url')}.${signature}`

@@ -70,7 +70,7 @@ export function verifyJwt(token: string, secret: string, nowMs = Date.now()): Jw
 export function requestToken(request: FastifyRequest, param: string): string | undefined {
   const header = request.headers[`x-${param.toLowerCase()}`]
   if (typeof header === 'string' && header !== '') return header
-  const url = request.raw.url ?? request.url
+  const url = request.url
   const query = url.indexOf('?')
   if (query < 0) return undefined
   const value = new URLSearchParams(url.slice(query + 1)).get(param)

@@ -20,7 +20,7 @@ export type ParsedPingOptions = { ok: true; ping: PingOptions } | { ok: false; e
 
 /** Reads `pi` and `ptp` from a request's query string; a bad value is an error to answer 400 with. */
 export function pingOptions(request: FastifyRequest): ParsedPingOptions {
-  const url = request.raw.url ?? request.url
+  const url = request.url
   const start = url.indexOf('?')
   const params = new URLSearchParams(start < 0 ? '' : url.slice(start + 1))
   const query: Record<string, string> = {}
