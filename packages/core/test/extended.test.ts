@@ -250,7 +250,7 @@ t.test('plugin options', async (t) => {
     [{ jwtSecret: '' }, /jwtSecret/]
   ] as const) {
     const app = Fastify()
-    await t.rejects(app.register(rtCore, options as never).ready(), message)
+    await t.rejects(async () => { await app.register(rtCore, options as never).ready() }, message)
     await app.close()
   }
   const app = Fastify()
@@ -262,7 +262,7 @@ t.test('plugin options', async (t) => {
 
 t.test('broker and store failures are logged, reported, never thrown', async (t) => {
   const errors: string[] = []
-  const logger = { error: (_: unknown, message: string) => { errors.push(message) }, warn: () => undefined }
+  const logger = { error: (_: unknown, message?: string) => { errors.push(message ?? '') }, warn: () => undefined } as never
   const broker = new MemoryBroker()
   let failing = false
   const publish = broker.publish.bind(broker)

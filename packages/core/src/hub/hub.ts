@@ -257,7 +257,7 @@ export class Hub {
     const identity = canonicalIdentity(session.state.identity)
     const sessions = this.attachedByIdentity.get(identity)
     if (sessions?.delete(session) === true && sessions.size === 0) this.attachedByIdentity.delete(identity)
-    this.presence.release(session.sid)
+    this.presence.release(session.state)
   }
 
   /** A session ended without leaving its presence sets: its records expire after the presence TTL. */

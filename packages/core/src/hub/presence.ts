@@ -71,9 +71,13 @@ export class PresenceTracker {
     this.held.set(session.sid, session)
   }
 
-  /** The session is no longer held here (between two polls, or taken elsewhere): its deadlines run. */
-  release(sid: string): void {
-    this.held.delete(sid)
+  /**
+   * The session is no longer held here (between two polls, or taken
+   * elsewhere): its deadlines run. Only that very session: a newer request
+   * for the same sid may already hold it.
+   */
+  release(session: Present): void {
+    if (this.held.get(session.sid) === session) this.held.delete(session.sid)
   }
 
   /** The session ended without leaving: its entries go one presence TTL from now. */
