@@ -1,4 +1,4 @@
-import { createCable, type Cable } from '@anycable/core'
+import { createCable, type Cable, type Channel } from '@anycable/core'
 import { SignJWT } from 'jose'
 import t from 'tap'
 import { FAST, connectTo, payloads, poll, pubsub, serve, until } from './helpers.js'
