@@ -30,7 +30,7 @@ async function presenceNow(channel: Channel): Promise<Record<string, unknown>> {
 }
 
 async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 500; i++) {
     if (await check()) return
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
@@ -41,7 +41,7 @@ t.test("AnyCable's SDK over long polling: JWT, presence", async (t) => {
   const { app, url } = await serve(t, { ...FAST, keepaliveTimeout: 1.5 }, {
     jwtSecret: JWT_SECRET,
     jwtForce: true,
-    presenceTtl: 1,
+    presenceTtl: 3,
     channels: { Who: { subscribed: (ctx) => ctx.transmit({ identity: ctx.identity }) } }
   })
   const alice = await cableFor(t, url, 'alice')
@@ -70,8 +70,15 @@ t.test("AnyCable's SDK over long polling: JWT, presence", async (t) => {
   await eventually(async () => Object.keys(await presenceNow(roomA)).length === 2, 'both records')
   t.same(await presenceNow(roomA), { alice: { name: 'Alice' }, bob: { name: 'Bob' } }, 'presence.info() returns both')
 
+  await eventually(async () => {
+    await roomB.whisper({ typing: 'bob' })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    return seenByA.length > 0
+  }, 'the whisper')
+  t.same(seenByA[0], { typing: 'bob' }, 'the whisper reaches the other client')
   await app.rt.publish('room', { marker: true })
-  await until(() => seenByA.length > 0 && seenByB.length > 0, 'a broadcast to both')
+  await until(() => seenByB.some((m) => (m as { marker?: boolean }).marker === true), 'the marker broadcast')
+  t.same(seenByB, [{ marker: true }], 'and not the sender (it got the later broadcast only)')
 
   await roomB.presence.leave()
   await eventually(async () => !('bob' in (await presenceNow(roomA))), "bob's leave")
@@ -88,6 +95,24 @@ t.test("AnyCable's SDK over long polling: JWT, presence", async (t) => {
   t.same(await presenceNow(roomA), { alice: { name: 'Alice' } }, 'session end is seen by the other')
   t.ok(presenceA.length > 0, 'presence events reach the SDK as channel "presence" events')
 
+  // Remote disconnect: the broadcaster names bob's identifiers; only bob's session ends.
+  const disconnects: Array<{ reason?: string }> = []
+  // reconnect: false closes the cable (its 'close' event), as the SDK does for any such disconnect.
+  bob.on('close', (event) => disconnects.push(event as { reason?: string }))
+  const response = await fetch(url.replace('/lp', '/_broadcast'), {
+    method: 'POST',
+    headers: { authorization: 'Bearer key' },
+    body: JSON.stringify({ command: 'disconnect', payload: { identifier: JSON.stringify({ user: 'bob' }), reconnect: false } })
+  })
+  t.equal(response.status, 201)
+  await until(() => disconnects.length > 0, "bob's disconnect")
+  t.match(disconnects[0], { reason: 'remote' })
+  t.equal(bob.state, 'closed', 'bob does not reconnect')
+  t.equal(alice.state, 'connected', 'alice stays')
+  seenByA.length = 0
+  await app.rt.publish('room', { still: 'here' })
+  await until(() => seenByA.length > 0, 'a broadcast after the disconnect')
+  t.same(seenByA, [{ still: 'here' }])
 })
 
 t.test('long polling: an expired token is refused with token_expired; none at all with jwtForce', async (t) => {

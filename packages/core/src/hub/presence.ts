@@ -35,6 +35,8 @@ export class PresenceTracker {
   private readonly logError: PresenceTrackerOptions['logError']
   /** Sessions held by this process, whose entries it keeps alive. */
   private readonly held = new Map<string, Present>()
+  /** When this process last moved each session's deadlines (pruned once older than the TTL). */
+  private readonly touched = new Map<string, number>()
   private timer: NodeJS.Timeout | undefined
   private lastRefresh = 0
   private sweeping: Promise<void> | undefined
@@ -69,6 +71,9 @@ export class PresenceTracker {
     if (!hasMembers(session)) return
     this.start()
     this.held.set(session.sid, session)
+    // A pull session is held for one request at a time, maybe never at a refresh tick: refresh on the way in.
+    const last = this.touched.get(session.sid)
+    if (last === undefined || Date.now() - last >= this.ttlMs / 3) void this.refresh(session)
   }
 
   /**
@@ -83,7 +88,11 @@ export class PresenceTracker {
   /** The session ended without leaving: its entries go one presence TTL from now. */
   async ended(session: Present): Promise<void> {
     this.held.delete(session.sid)
-    for (const [stream] of members(session)) await this.store.touch(stream, session.sid, this.ttlMs)
+    this.touched.delete(session.sid)
+    // Every presence stream, joined or not in the saved state (a join may be in the set but not saved).
+    for (const subscription of Object.values(session.subscriptions)) {
+      if (subscription.presence !== undefined) await this.store.touch(subscription.presence, session.sid, this.ttlMs)
+    }
   }
 
   /** A restored session (new sid) takes the records of the one it restores, without a leave or a join. */
@@ -115,15 +124,25 @@ export class PresenceTracker {
 
   private async runSweep(): Promise<void> {
     try {
-      if (Date.now() - this.lastRefresh >= this.ttlMs / 3) {
-        this.lastRefresh = Date.now()
-        for (const session of [...this.held.values()]) {
-          for (const [stream] of members(session)) await this.store.touch(stream, session.sid, this.ttlMs)
-        }
+      const now = Date.now()
+      if (now - this.lastRefresh >= this.ttlMs / 3) {
+        this.lastRefresh = now
+        for (const [sid, at] of this.touched) if (now - at > this.ttlMs) this.touched.delete(sid)
+        for (const session of [...this.held.values()]) await this.refresh(session)
       }
       for (const { stream, id } of await this.store.sweep()) await this.announce(stream, { type: 'leave', id })
     } catch (error) {
       this.logError(error, 'presence sweep failed')
+    }
+  }
+
+  /** Moves the deadlines of the session's entries to one TTL from now. */
+  private async refresh(session: Present): Promise<void> {
+    this.touched.set(session.sid, Date.now())
+    try {
+      for (const [stream] of members(session)) await this.store.touch(stream, session.sid, this.ttlMs)
+    } catch (error) {
+      this.logError(error, 'presence refresh failed')
     }
   }
 

@@ -218,7 +218,7 @@ export class Session {
     if (subscription === undefined) return fail('unknown subscription')
     delete this.state.subscriptions[identifier]
     await this.callUnsubscribed(identifier, subscription)
-    if (subscription.member !== undefined) await this.hub.presence.leave(subscription.presence!, this.sid)
+    if (subscription.presence !== undefined) await this.hub.presence.leave(subscription.presence, this.sid)
     await this.syncStreams()
     await this.persistLive()
     return OK
@@ -283,7 +283,7 @@ export class Session {
     try {
       for (const op of ops) {
         if (op === 'leave') {
-          if (subscription.member === undefined) continue
+          // Whatever the saved state says: a join saved by a request that lost its lease is still in the set.
           delete subscription.member
           await this.hub.presence.leave(stream, this.sid)
         } else {
