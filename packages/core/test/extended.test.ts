@@ -4,6 +4,7 @@ import { MemoryBroker } from '../src/memory-broker.js'
 import { MemoryPresenceStore, PresenceIdMismatchError } from '../src/presence-store.js'
 import { rtCore } from '../src/plugin.js'
 import { pingOptions } from '../src/hub/ping.js'
+import { presenceStoreContract } from '../src/testing/presence-store-contract.js'
 import { pingMessage } from '../src/hub/protocol.js'
 import { signStream } from '../src/signing.js'
 import type { Hub } from '../src/hub/hub.js'
@@ -328,4 +329,11 @@ t.test('a held pull session is disconnected at once; a broker without presence g
   await until(() => Object.keys(pulled.session.state.subscriptions).length === 0, 'subscriptions dropped')
   t.ok(pulled.session.isClosed)
   t.same(sink.messages.at(-1), { type: 'disconnect', reason: 'remote', reconnect: false })
+})
+
+presenceStoreContract(t, {
+  async create() {
+    const store = new MemoryPresenceStore()
+    return [store, store]
+  }
 })

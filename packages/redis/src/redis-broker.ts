@@ -15,6 +15,7 @@ import { Connection } from './connection.js'
 import { FanOut, type CatchUpRead, type LiveMessage } from './fan-out.js'
 import { streamKeys } from './keys.js'
 import { checkCommon, fail, type RedisBrokerOptions } from './options.js'
+import { RedisPresenceStore } from './redis-presence.js'
 
 /** What a history entry and a pub/sub message carry besides their position. */
 interface Body {
@@ -61,6 +62,8 @@ export class RedisBroker implements Broker {
   private readonly fanOut: FanOut
   private readonly limits: [number, number, number]
   private closed = false
+  /** Presence sets in Redis, shared by every process on this Redis and prefix. */
+  readonly presence: RedisPresenceStore
 
   constructor(options: RedisBrokerOptions) {
     this.keyPrefix = checkCommon(options)
@@ -73,6 +76,7 @@ export class RedisBroker implements Broker {
     this.streamTtlMs = streamTtl * 1000
     this.limits = [historyLimit, ms(historyTtl), ms(streamTtl)]
     this.connection = new Connection(options, 'command')
+    this.presence = new RedisPresenceStore(this.connection, this.keyPrefix)
     this.fanOut = new FanOut({
       client: this.connection.client,
       position: (stream) => this.position(stream),
