@@ -165,6 +165,7 @@ export class RedisBroker implements Broker {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    await this.presence.close()
     await this.fanOut.close()
     await this.connection.close()
   }
