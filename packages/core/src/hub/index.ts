@@ -16,6 +16,6 @@ export {
   type WhisperCommand, type JoinCommand, type LeaveCommand, type PresenceCommand, type PresenceRecord
 } from './commands.js'
 export {
-  Outgoing, pingMessage, controlStream, isInternalStream, broadcastReply, disconnectMessage, buildIdentifier,
+  Outgoing, pingMessage, controlStream, sortKeysDeep, isInternalStream, broadcastReply, disconnectMessage, buildIdentifier,
   type PingPrecision, type ServerMessage, type Encoder, type WelcomeMessage, type PingMessage, type IdentifierReply, type DisconnectMessage, type DataMessage
 } from './protocol.js'

@@ -100,6 +100,15 @@ export function buildIdentifier(fields: Record<string, unknown>): string {
   return JSON.stringify(sorted)
 }
 
+/** Sorts object keys at every depth, so equal objects give equal JSON whatever their key order. */
+export function sortKeysDeep(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeysDeep)
+  if (typeof value !== 'object' || value === null) return value
+  const sorted: Record<string, unknown> = {}
+  for (const key of Object.keys(value).sort()) sorted[key] = sortKeysDeep((value as Record<string, unknown>)[key])
+  return sorted
+}
+
 /** The stream that carries remote commands to a session; `$rt:` streams are internal and never public. */
 export const controlStream = (sid: string): string => `$rt:session:${sid}`
 

@@ -1,4 +1,5 @@
 import type { Identity } from './channels.js'
+import { sortKeysDeep } from './protocol.js'
 
 /**
  * The internal stream remote commands travel on, so every process (through
@@ -20,15 +21,7 @@ export interface RemoteDisconnect {
  * sorted keys, so this is the same rule).
  */
 export function canonicalIdentity(value: unknown): string {
-  return JSON.stringify(sortKeys(value))
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys)
-  if (typeof value !== 'object' || value === null) return value
-  const sorted: Record<string, unknown> = {}
-  for (const key of Object.keys(value).sort()) sorted[key] = sortKeys((value as Record<string, unknown>)[key])
-  return sorted
+  return JSON.stringify(sortKeysDeep(value))
 }
 
 /** The canonical identity a remote disconnect names; `undefined` when its identifier is not a JSON object. */
