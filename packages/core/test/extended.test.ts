@@ -292,6 +292,9 @@ t.test('broker and store failures are logged, reported, never thrown', async (t)
   store.delete = del
   t.ok(b.session.isClosed)
   await a.session.close()
+  hub.presence.hold({ sid: 'held', subscriptions: { x: { channel: '$pubsub', params: {}, streams: ['room'], presence: 'room', member: { id: 'h' } } } })
+  await until(() => errors.includes('@rt/core: presence refresh failed'), 'the refresh failure')
+  errors.splice(errors.indexOf('@rt/core: presence refresh failed'), 1)
   t.match(errors, ['@rt/core: whisper failed', '@rt/core: presence update failed', '@rt/core: reading presence failed',
     '@rt/core: presence sweep failed', '@rt/core: remote disconnect failed', '@rt/core: presence expiry failed'])
 })
@@ -336,4 +339,26 @@ presenceStoreContract(t, {
     const store = new MemoryPresenceStore()
     return [store, store]
   }
+})
+
+t.test('a pull session refreshes its presence deadlines when taken up, at most every third of the TTL', async (t) => {
+  const { hub } = makeHub(t, { publicStreams: true, presenceTtl: 0.06 })
+  let touches = 0
+  const touch = hub.presence.store.touch.bind(hub.presence.store)
+  hub.presence.store.touch = (...args) => { touches++; return touch(...args) }
+  const session = { sid: 'p', subscriptions: { x: { channel: '$pubsub', params: {}, streams: ['room'], presence: 'room', member: { id: 'p' } } } }
+  hub.presence.hold(session)
+  await tick()
+  t.equal(touches, 1, 'refreshed when taken up')
+  hub.presence.release({ ...session })
+  hub.presence.release(session)
+  hub.presence.hold(session)
+  hub.presence.release(session)
+  t.equal(touches, 1, 'not again right after')
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  await hub.presence.sweep()
+  hub.presence.hold(session)
+  await tick()
+  t.equal(touches, 2, 'again once its last refresh is old (and forgotten)')
+  hub.presence.release(session)
 })
