@@ -101,7 +101,7 @@ export class Hub {
   /** Sessions attached to a transport on this process, by canonical identity: what a remote disconnect ends at once. */
   private readonly attachedByIdentity = new Map<string, Set<Session>>()
   private readonly recentDisconnects: RecentDisconnects
-  private readonly stopRemoteCommands: () => void
+  private stopRemoteCommands: (() => void) | undefined
 
   constructor(options: HubOptions) {
     this.broker = options.broker
@@ -117,9 +117,6 @@ export class Hub {
       logError: (error, message) => this.logError(error, message)
     })
     this.recentDisconnects = new RecentDisconnects(Math.max(this.sessionsTtlMs, 60_000))
-    this.stopRemoteCommands = this.broker.subscribe(REMOTE_COMMANDS_STREAM, (message) => {
-      void this.remoteDisconnect(message.data as RemoteDisconnect)
-    })
     const streams = {
       publicStreams: options.publicStreams ?? false,
       streamsSecret: options.streamsSecret,
@@ -245,6 +242,10 @@ export class Hub {
 
   /** A session is attached to a transport on this process. */
   attached(session: Session): void {
+    // Listening from the first session on (not at construction: a hub that never holds a session costs nothing).
+    this.stopRemoteCommands ??= this.broker.subscribe(REMOTE_COMMANDS_STREAM, (message) => {
+      void this.remoteDisconnect(message.data as RemoteDisconnect)
+    })
     const identity = canonicalIdentity(session.state.identity)
     let sessions = this.attachedByIdentity.get(identity)
     if (sessions === undefined) this.attachedByIdentity.set(identity, (sessions = new Set()))
@@ -345,7 +346,8 @@ export class Hub {
   close(): void {
     for (const entry of this.fanout.values()) entry.unsubscribe()
     this.fanout.clear()
-    this.stopRemoteCommands()
+    this.stopRemoteCommands?.()
+    this.stopRemoteCommands = undefined
     this.presence.close()
   }
 
