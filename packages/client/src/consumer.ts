@@ -2,7 +2,7 @@ import { identifierOf } from './identifier.js'
 import { longPollTransport } from './long-poll-transport.js'
 import { sseTransport } from './sse-transport.js'
 import type { Transport, TransportEnd, TransportHost, TransportSettings } from './transport.js'
-import type { Command, FetchCredentials, Position, ServerMessage, SubscriptionCallbacks, SubscriptionTarget, TransportName } from './types.js'
+import type { Command, FetchCredentials, Position, PresenceEvent, ServerMessage, SubscriptionCallbacks, SubscriptionTarget, TransportName } from './types.js'
 
 export interface ConsumerOptions {
   /** The server's base URL, e.g. `https://example.com` (paths below are appended). */
@@ -55,6 +55,14 @@ export interface Subscription {
   readonly identifier: string
   /** Calls a channel action (`perform('speak', { text })`). */
   perform(action: string, data?: Record<string, unknown>): void
+  /** Sends `data` to every other subscriber of the stream (where the server allows whispers), not stored. */
+  whisper(data: unknown): void
+  /** Joins the stream's presence set as `id`; joined again after every reconnect. */
+  join(id: string, info?: unknown): void
+  /** Leaves the presence set. */
+  leave(): void
+  /** Asks for the presence set; the answer comes to the `presence` callback (`type: 'info'`). */
+  presence(): void
   unsubscribe(): void
 }
 
@@ -65,6 +73,8 @@ interface SubscriptionState {
   streams: Set<string>
   /** ms when the server first confirmed it; history `since` for streams not seen yet. */
   confirmedAt: number | undefined
+  /** What this subscription joined the presence set as, sent again with every subscribe. */
+  member?: { id: string; info?: unknown }
 }
 
 /**
@@ -163,12 +173,26 @@ export class Consumer {
     if (from !== undefined) this.seed(state, from)
     if (this.current === undefined) this.connect()
     else this.current.send([this.subscribeCommand(state)])
+    const send = (command: Omit<Command, 'identifier'>): void => {
+      if (this.subscriptions.has(identifier)) this.current?.send([{ ...command, identifier } as Command])
+    }
     return {
       identifier,
-      perform: (action, data = {}) => {
-        if (!this.subscriptions.has(identifier)) return
-        this.current?.send([{ command: 'message', identifier, data: JSON.stringify({ ...data, action }) }])
+      perform: (action, data = {}) => send({ command: 'message', data: JSON.stringify({ ...data, action }) }),
+      whisper: (data) => send({ command: 'whisper', data }),
+      join: (id, info) => {
+        const state = this.subscriptions.get(identifier)
+        if (state === undefined) return
+        state.member = info === undefined ? { id } : { id, info }
+        send({ command: 'join', presence: state.member })
       },
+      leave: () => {
+        const state = this.subscriptions.get(identifier)
+        if (state?.member === undefined) return
+        delete state.member
+        send({ command: 'leave' })
+      },
+      presence: () => send({ command: 'presence' }),
       unsubscribe: () => {
         if (!this.subscriptions.delete(identifier)) return
         this.current?.send([{ command: 'unsubscribe', identifier }])
@@ -293,6 +317,7 @@ export class Consumer {
   /** The subscribe command, asking for what was missed when the subscription was confirmed before. */
   private subscribeCommand(subscription: SubscriptionState): Command {
     const command: Command = { command: 'subscribe', identifier: subscription.identifier }
+    if (subscription.member !== undefined) command.presence = subscription.member
     if (subscription.confirmedAt === undefined) return command
     const streams: Record<string, Position> = {}
     for (const stream of subscription.streams) {
@@ -329,6 +354,9 @@ export class Consumer {
         return
       case 'reject_history':
         subscription?.callbacks.rejectedHistory?.()
+        return
+      case 'presence':
+        subscription?.callbacks.presence?.(message.message as PresenceEvent)
         return
       case 'ping':
       case 'confirm_history':

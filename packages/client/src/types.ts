@@ -28,7 +28,20 @@ export interface SubscriptionCallbacks {
   rejected?(): void
   /** The server no longer has the history since this subscription's position: messages may have been missed. */
   rejectedHistory?(): void
+  /**
+   * A presence event of this subscription's stream: `{type: 'join', id, info}`,
+   * `{type: 'leave', id}`, or the answer to `presence()`: `{type: 'info',
+   * total, records: [{id, info}]}` (`{type: 'error'}` when the server cannot).
+   */
+  presence?(event: PresenceEvent): void
 }
+
+/** A presence event or answer (AnyCable's extended protocol). */
+export type PresenceEvent =
+  | { type: 'join'; id: string; info?: unknown }
+  | { type: 'leave'; id: string }
+  | { type: 'info'; total: number; records: Array<{ id: string; info?: unknown }> }
+  | { type: 'error' }
 
 export type TransportName = 'sse' | 'long-poll'
 
@@ -47,10 +60,11 @@ export interface ServerMessage {
 
 /** A client command (JSON line). */
 export interface Command {
-  command: 'subscribe' | 'unsubscribe' | 'message'
+  command: 'subscribe' | 'unsubscribe' | 'message' | 'whisper' | 'join' | 'leave' | 'presence'
   identifier: string
-  data?: string
+  data?: unknown
   history?: { since?: number; streams?: Record<string, Position> }
+  presence?: { id: string; info?: unknown }
 }
 
 /**

@@ -18,9 +18,21 @@ const Publication = Type.Object({
 })
 type Publication = Static<typeof Publication>
 
-const BroadcastBody = Type.Union([Publication, Type.Array(Publication, { minItems: 1 })])
+/** AnyCable's remote command: `{"command":"disconnect","payload":{"identifier":"<identifiers JSON>","reconnect":false}}`. */
+const RemoteCommand = Type.Object({
+  command: Type.Literal('disconnect'),
+  payload: Type.Object({
+    identifier: Type.String({ minLength: 1 }),
+    reconnect: Type.Optional(Type.Boolean())
+  })
+})
+type RemoteCommand = Static<typeof RemoteCommand>
+
+const Item = Type.Union([Publication, RemoteCommand])
+const BroadcastBody = Type.Union([Item, Type.Array(Item, { minItems: 1 })])
 const checkBody = TypeCompiler.Compile(BroadcastBody)
 const checkPublication = TypeCompiler.Compile(Publication)
+const checkRemoteCommand = TypeCompiler.Compile(RemoteCommand)
 
 /** Decides whether a broadcast request may publish. */
 export type BroadcastAuthorizer = (request: FastifyRequest) => boolean | Promise<boolean>
@@ -36,6 +48,8 @@ export interface BroadcastEndpointOptions {
   bodyLimit: number
   /** Nesting depth of `data`, stream name length, publications per body. */
   limits: Pick<Limits, 'maxJsonDepth' | 'maxNameLength' | 'maxPublicationsPerBody'>
+  /** Runs a remote `disconnect` command: ends the sessions of those identifiers on every process. */
+  disconnect: (identifier: string, reconnect: boolean) => Promise<void>
 }
 
 /**
@@ -99,23 +113,30 @@ export async function broadcastEndpoint(instance: FastifyInstance, broker: Broke
       if (!checkBody.Check(body)) {
         return reply.code(400).send({ error: 'bad_request', message: describeInvalid(body) })
       }
-      const publications: Publication[] = Array.isArray(body) ? body : [body]
-      // Every publication is checked before any is published: a refused body publishes nothing.
-      const decoded: Array<{ value: unknown; json: string | undefined }> = []
-      for (const [index, publication] of publications.entries()) {
-        const at = publications.length > 1 ? `publication ${index}: ` : ''
-        const problem = nameProblem(publication.stream, limits)
+      const items: Array<Publication | RemoteCommand> = Array.isArray(body) ? body : [body]
+      // Every publication is checked before anything is published: a refused body publishes nothing.
+      const decoded: Array<{ value: unknown; json: string | undefined } | undefined> = []
+      for (const [index, item] of items.entries()) {
+        if (!('stream' in item)) {
+          decoded.push(undefined)
+          continue
+        }
+        const at = items.length > 1 ? `publication ${index}: ` : ''
+        const problem = nameProblem(item.stream, limits)
         if (problem !== undefined) return reply.code(400).send({ error: 'bad_request', message: `${at}${problem}` })
-        const data = decodeBroadcastData(publication.data, limits.maxJsonDepth)
+        const data = decodeBroadcastData(item.data, limits.maxJsonDepth)
         if (data === undefined) return reply.code(400).send({ error: 'bad_request', message: `${at}data nested deeper than ${limits.maxJsonDepth} levels` })
         decoded.push(data)
       }
       try {
-        for (const [index, publication] of publications.entries()) {
-          const { value, json } = decoded[index]!
-          // Marks AnyCable data that was a JSON string of a non-string, for readers that want the string back (category polling).
-          const meta = typeof value === 'string' ? publication.meta : { ...publication.meta, json_string: true }
-          await broker.publish(publication.stream, value, publishOptions(meta, json))
+        for (const [index, item] of items.entries()) {
+          // AnyCable's order: an object with a stream is a publication, anything else a remote command.
+          if ('stream' in item) {
+            const { value, json } = decoded[index]!
+            // Marks AnyCable data that was a JSON string of a non-string, for readers that want the string back (category polling).
+            const meta = typeof value === 'string' ? item.meta : { ...item.meta, json_string: true }
+            await broker.publish(item.stream, value, publishOptions(meta, json))
+          } else await options.disconnect(item.payload.identifier, item.payload.reconnect === true)
         }
       } catch (error) {
         if (isUnavailable(error)) {
@@ -147,10 +168,16 @@ function publishOptions(meta: MessageMeta | undefined, json: string | undefined)
 function describeInvalid(body: unknown): string {
   if (Array.isArray(body)) {
     if (body.length === 0) return 'an array of publications must not be empty'
-    const index = body.findIndex((item) => !checkPublication.Check(item))
-    return `publication ${index}: ${describePublication(body[index])}`
+    const index = body.findIndex((item) => !checkPublication.Check(item) && !checkRemoteCommand.Check(item))
+    return `publication ${index}: ${describeItem(body[index])}`
   }
-  return describePublication(body)
+  return describeItem(body)
+}
+
+function describeItem(value: unknown): string {
+  if (typeof value !== 'object' || value === null || 'stream' in value || !('command' in value)) return describePublication(value)
+  const error = checkRemoteCommand.Errors(value).First()!
+  return `${error.path.slice(1).replace(/\//g, '.')}: ${error.message}`
 }
 
 function describePublication(value: unknown): string {

@@ -1,3 +1,5 @@
+import type { PresenceStore } from './presence-store.js'
+
 /**
  * The broker: every message lives in a stream and is read by position.
  *
@@ -121,6 +123,12 @@ export interface Broker {
   remove(stream: string, offsets: readonly number[]): Promise<void>
   /** Releases timers and connections. Subscriptions end; further calls fail. */
   close(): Promise<void>
+  /**
+   * The presence sets of this broker's streams, shared as far as its streams
+   * are (one process for memory, every process for Redis). Without it the hub
+   * keeps presence in process.
+   */
+  readonly presence?: PresenceStore
 }
 
 /** The JSON text of a message's data: the broker's encoding when it has one, otherwise `data` encoded now. */

@@ -10,6 +10,7 @@ export { BROKER_UNAVAILABLE, UNAVAILABLE_BODY, UNAVAILABLE_RETRY_AFTER, isUnavai
 export type { RtCoreOptions } from './options.js'
 export { rtCore, rtCore as default, type RtCore } from './plugin.js'
 export { requireRtCore, readManifest, RT_CORE_VERSION, type RtPluginManifest } from './identity.js'
+export { MemoryPresenceStore, PresenceIdMismatchError, type PresenceStore, type PresenceEntry, type PresenceSnapshot, type PresenceLeave } from './presence-store.js'
 export { MemorySessionStore, type SessionStore, type SessionState, type StoredSubscription } from './session-store.js'
 export * from './hub/index.js'
 export { originMatcher, checkAllowedOrigins, corsOrigin, originGuard, isSameOrigin, requestHost } from './origins.js'

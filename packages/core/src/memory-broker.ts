@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { MemoryPresenceStore } from './presence-store.js'
 import {
   BrokerUnavailableError,
   type Broker,
@@ -77,8 +78,11 @@ export class MemoryBroker implements Broker {
   private readonly observers = new Set<BrokerObserver>()
   private readonly sweeper: NodeJS.Timeout | undefined
   private closed = false
+  /** This process's presence sets. */
+  readonly presence: MemoryPresenceStore
 
   constructor(options: MemoryBrokerOptions = {}) {
+    this.presence = new MemoryPresenceStore(options.now)
     const historyLimit = options.historyLimit ?? 100
     const historyTtl = options.historyTtl ?? 300
     if (!Number.isInteger(historyLimit) || historyLimit < 0) {
@@ -211,6 +215,7 @@ export class MemoryBroker implements Broker {
     this.closed = true
     clearInterval(this.sweeper)
     this.streams.clear()
+    await this.presence.close()
   }
 
   /** Drops expired history everywhere, and streams that then hold nothing. */

@@ -55,6 +55,29 @@ export interface RtCoreOptions {
   turboStreamsSecret?: string | undefined
   /** Seconds a disconnected session can be restored by its sid (AnyCable's `sessions_ttl`). Default 300; 0 disables restoring. */
   sessionsTtl?: number | undefined
+  /** Whispers on signed `$pubsub` streams, AnyCable's `--streams_whisper`. Public streams always allow them. Default false. */
+  streamsWhisper?: boolean | undefined
+  /** Presence on signed `$pubsub` streams, AnyCable's `--streams_presence`. Public streams always allow it. Default false. */
+  streamsPresence?: boolean | undefined
+  /**
+   * Seconds a presence record outlives the session that joined it (AnyCable's
+   * `--presence_ttl`). Default 15: a client that reconnects within it does not
+   * cause a leave and a join.
+   */
+  presenceTtl?: number | undefined
+  /**
+   * Secret of AnyCable JWT identification tokens (HS256, identifiers as a JSON
+   * string in the `ext` claim). Default: `secret`. With either set, a request
+   * carrying a token (`?jid=` or `X-JID`) is identified by it: `ctx.identity`
+   * is its identifiers, an expired token is refused with `token_expired`, an
+   * invalid one with `unauthorized` (401 both), and `authenticate` is not
+   * called. Requests without a token go to `authenticate` unless `jwtForce`.
+   */
+  jwtSecret?: string | undefined
+  /** Query parameter of the token; the header is `X-<param>`. Default `jid`, AnyCable's `--jwt_param`. */
+  jwtParam?: string | undefined
+  /** Refuse connections without a token (AnyCable's `--enforce_jwt`). Needs a JWT secret. Default false. */
+  jwtForce?: boolean | undefined
   /** Where sessions live between requests. Default: in memory (one process). Use `@rt/redis` for clusters. */
   sessionStore?: SessionStore | undefined
   /**

@@ -40,6 +40,12 @@ function optionalString(value: unknown, name: string): string | undefined {
   return value
 }
 
+function optionalBoolean(value: unknown, name: string): boolean {
+  if (value === undefined) return false
+  if (typeof value !== 'boolean') fail(`${name} must be a boolean`)
+  return value
+}
+
 function validPath(value: unknown, name: string, fallback: string): string {
   if (value === undefined) return fallback
   if (typeof value !== 'string' || !value.startsWith('/')) fail(`${name} must be a path starting with "/"`)
@@ -73,6 +79,15 @@ async function rtCorePlugin(fastify: FastifyInstance, options: RtCoreOptions): P
   const limits = resolveLimits(options.limits)
   const sessionsTtl = options.sessionsTtl ?? 300
   if (typeof sessionsTtl !== 'number' || !(sessionsTtl >= 0)) fail('sessionsTtl must be a non-negative number of seconds')
+  const presenceTtl = options.presenceTtl ?? 15
+  if (typeof presenceTtl !== 'number' || !(presenceTtl > 0) || !Number.isFinite(presenceTtl)) fail('presenceTtl must be a positive number of seconds')
+  const streamsWhisper = optionalBoolean(options.streamsWhisper, 'streamsWhisper')
+  const streamsPresence = optionalBoolean(options.streamsPresence, 'streamsPresence')
+  const jwtSecret = optionalString(options.jwtSecret, 'jwtSecret') ?? secret
+  const jwtParam = optionalString(options.jwtParam, 'jwtParam') ?? 'jid'
+  if (!/^[A-Za-z0-9_-]+$/.test(jwtParam)) fail('jwtParam must hold only letters, digits, "_" and "-" (it also names the X-<param> header)')
+  const jwtForce = optionalBoolean(options.jwtForce, 'jwtForce')
+  if (jwtForce && jwtSecret === undefined) fail('jwtForce needs jwtSecret (or secret)')
   const streamsSecret = optionalString(options.streamsSecret, 'streamsSecret') ?? secret
   const turboStreamsSecret = optionalString(options.turboStreamsSecret, 'turboStreamsSecret')
 
@@ -90,6 +105,10 @@ async function rtCorePlugin(fastify: FastifyInstance, options: RtCoreOptions): P
     streamsSecret,
     turboStreamsSecret,
     sessionsTtl,
+    streamsWhisper,
+    streamsPresence,
+    presenceTtl,
+    ...(jwtSecret === undefined ? {} : { jwt: { secret: jwtSecret, param: jwtParam, force: jwtForce } }),
     logger: fastify.log,
     limits
   })
@@ -107,7 +126,7 @@ async function rtCorePlugin(fastify: FastifyInstance, options: RtCoreOptions): P
     const path = validPath(broadcast.path, 'broadcast.path', '/_broadcast')
     const key = explicitKey ?? (secret === undefined ? undefined : deriveBroadcastKey(secret))
     await fastify.register(async (instance) => {
-      await broadcastEndpoint(instance, broker, { path, key, authorize: broadcast.authorize, bodyLimit, limits })
+      await broadcastEndpoint(instance, broker, { path, key, authorize: broadcast.authorize, bodyLimit, limits, disconnect: (identifier, reconnect) => hub.disconnectRemote(identifier, reconnect) })
     })
   }
   if (metricsPath !== undefined) {

@@ -7,6 +7,12 @@ export interface StoredSubscription {
   params: Record<string, unknown>
   /** Streams the channel's handlers asked for (`ctx.streamFrom`). */
   streams: string[]
+  /** The stream `whisper` commands go to; absent when the subscription may not whisper. */
+  whisper?: string
+  /** The stream whose presence set the subscription may join; absent when presence is off for it. */
+  presence?: string
+  /** What the session joined that presence set as (restored sessions join again as it). */
+  member?: { id: string; info?: unknown }
 }
 
 /**

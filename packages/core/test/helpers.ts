@@ -22,6 +22,10 @@ export class RecordingSink implements SessionSink {
   }
 }
 
+/** A request with a URL, for what reads the query string (JWT, ping options). */
+export const fakeRequest = (url: string, headers: Record<string, string> = {}): FastifyRequest =>
+  ({ headers, query: {}, url, raw: { url } }) as unknown as FastifyRequest
+
 export const request = (headers: Record<string, string> = {}): FastifyRequest => ({ headers, query: {} }) as unknown as FastifyRequest
 
 export function makeHub(t: { teardown(fn: () => unknown): void }, options: Partial<HubOptions> = {}): { hub: Hub; broker: MemoryBroker; store: MemorySessionStore } {

@@ -153,7 +153,7 @@ export function longPollHandler(sessions: LongPollSessions) {
       const restoreSid = request.headers['x-anycable-restore-sid'] ?? request.query.sid
       const connected = await hub.connect(request, poll, { mode: 'pull', restoreSid })
       if ('rejected' in connected) {
-        answer(reply, 401, encodeJsonl(disconnectMessage('unauthorized', false)))
+        answer(reply, 401, encodeJsonl(disconnectMessage(connected.rejected, false)))
         return
       }
       const { session } = connected

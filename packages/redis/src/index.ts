@@ -1,4 +1,5 @@
 export { RedisBroker } from './redis-broker.js'
+export { RedisPresenceStore } from './redis-presence.js'
 export { RedisSessionStore } from './redis-session-store.js'
 export type {
   RedisBrokerOptions,

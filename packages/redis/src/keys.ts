@@ -25,3 +25,28 @@ export function streamKeys(prefix: string, stream: string): StreamKeys {
 export function sessionKey(prefix: string, sid: string): string {
   return `${prefix}session:${sid}`
 }
+
+/**
+ * Redis names of one stream's presence set, in the stream's hash tag like its
+ * other keys (one Cluster slot, one script).
+ */
+export interface PresenceKeys {
+  /** Hash: sid → presence id. */
+  sessions: string
+  /** Sorted set: sid → deadline (ms). */
+  deadlines: string
+  /** Hash: presence id → info JSON (`""` for none). */
+  records: string
+  /** Hash: presence id → number of sessions. */
+  counts: string
+}
+
+export function presenceKeys(prefix: string, stream: string): PresenceKeys {
+  const base = `${prefix}{${stream}}`
+  return { sessions: `${base}:s`, deadlines: `${base}:d`, records: `${base}:r`, counts: `${base}:c` }
+}
+
+/** Sorted set: stream → when its presence set next has an entry due (a hint for the sweep), in a slot of its own. */
+export function presenceDueKey(prefix: string): string {
+  return `${prefix}presence:due`
+}

@@ -20,6 +20,7 @@ import { Connection } from './connection.js'
 import { FanOut, type CatchUpRead, type LiveMessage } from './fan-out.js'
 import { streamKeys } from './keys.js'
 import { checkCommon, fail, type RedisBrokerOptions } from './options.js'
+import { RedisPresenceStore } from './redis-presence.js'
 
 /** What a history entry and a pub/sub message carry besides their position. */
 interface Body {
@@ -71,6 +72,8 @@ export class RedisBroker implements Broker {
   /** The fan-out command: SPUBLISH (sharded pub/sub) on a Cluster unless `pubsub: 'classic'`, else PUBLISH. */
   private readonly publishCommand: 'PUBLISH' | 'SPUBLISH'
   private closed = false
+  /** Presence sets in Redis, shared by every process on this Redis and prefix. */
+  readonly presence: RedisPresenceStore
 
   constructor(options: RedisBrokerOptions) {
     this.keyPrefix = checkCommon(options)
@@ -88,6 +91,7 @@ export class RedisBroker implements Broker {
     this.connection = new Connection(options, 'command')
     const sharded = pubsub === 'sharded' && this.connection.client instanceof Cluster
     this.publishCommand = sharded ? 'SPUBLISH' : 'PUBLISH'
+    this.presence = new RedisPresenceStore(this.connection, this.keyPrefix)
     this.fanOut = new FanOut({
       client: this.connection.client,
       position: (stream) => this.position(stream),
@@ -184,6 +188,7 @@ export class RedisBroker implements Broker {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    await this.presence.close()
     await this.fanOut.close()
     await this.connection.close()
   }

@@ -3,4 +3,3 @@ export { resolveConfig, ConfigError, type ConfigSources, type ConfigResult } fro
 export { ServerConfigSchema, NOT_APPLICABLE, FLAG_NAMES, envNames, type ServerConfig, type FlagName, type FlagOrigin } from './schema.js'
 export { helpText, flagTable } from './help.js'
 export { runCli, stopOnSignals, version, type CliOutput, type CliResult } from './cli.js'
-export { CORE_SUPPORTS_JWT } from './features.js'

@@ -10,7 +10,6 @@ import { rtCategoryPoll } from '@rt/category-poll'
 import { rtSessions } from '@rt/sessions'
 import { RedisBroker, RedisSessionStore } from '@rt/redis'
 import { ConfigError, resolveConfig } from './config.js'
-import { CORE_SUPPORTS_JWT } from './features.js'
 import type { ServerConfig } from './schema.js'
 
 /** Options of {@link startServer}: any flag, by its name (`{ sse: true, port: 0, broadcast_key: 'k' }`); the rest take their defaults. */
@@ -59,13 +58,7 @@ export interface RtServer {
  * options. With a core that has no JWT support they are refused at start-up
  * rather than ignored (a server that ignores `--enforce_jwt` lets everyone in).
  */
-export function jwtOptions(config: ServerConfig, supported: boolean): Record<string, unknown> {
-  const asked = config.jwt_secret !== '' || config.enforce_jwt || config.jwt_param !== 'jid'
-  if (!supported) {
-    if (!asked) return {}
-    const flag = config.jwt_secret !== '' ? '--jwt_secret' : config.enforce_jwt ? '--enforce_jwt' : '--jwt_param'
-    throw new ConfigError(`${flag} is not supported by this @rt/core: it has no JWT authentication (upgrade @rt/core)`)
-  }
+export function jwtOptions(config: ServerConfig): Pick<RtCoreOptions, 'jwtSecret' | 'jwtParam' | 'jwtForce'> {
   const secret = config.jwt_secret || config.secret
   if (secret === '') {
     if (config.enforce_jwt) throw new ConfigError('--enforce_jwt needs --jwt_secret or --secret to verify tokens')
@@ -153,7 +146,7 @@ async function register(app: FastifyInstance, config: ServerConfig, storage: Sto
     // secret nobody knows, so every Turbo subscription is rejected.
     turboStreamsSecret: config.turbo_streams ? config.turbo_streams_secret || undefined : randomBytes(32).toString('hex'),
     sessionsTtl: config.sessions_ttl,
-    ...(jwtOptions(config, CORE_SUPPORTS_JWT) as Partial<RtCoreOptions>)
+    ...jwtOptions(config)
   }
   await app.register(rtCore, coreOptions)
   endpoints.push({ method: 'POST', path: config.http_broadcast_path, what: 'Accept broadcast requests' })
@@ -236,7 +229,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<RtS
   const resolved = resolveConfig({ values: options })
   // Without argv there is no --help or --version: the result is always a configuration.
   const config = (resolved as Extract<typeof resolved, { action: 'run' }>).config
-  jwtOptions(config, CORE_SUPPORTS_JWT)
+  jwtOptions(config)
   const app = createApp(config)
   const sockets = new Set<Socket>()
   app.server.on('connection', (socket: Socket) => {

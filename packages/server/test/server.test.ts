@@ -6,9 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { deriveBroadcastKey } from '@rt/core'
-import { ConfigError } from '../src/config.js'
 import { resolveConfig } from '../src/config.js'
-import { CORE_SUPPORTS_JWT } from '../src/features.js'
 import { jwtOptions, startServer, type RtServer, type StartServerOptions } from '../src/server.js'
 import type { ServerConfig } from '../src/schema.js'
 import { openEventSource, railsSignedStreamName, tcpHandles, waitFor } from './helpers.js'
@@ -227,22 +225,12 @@ t.test('a port in use fails start-up and closes what was opened', async (t) => {
   await t.rejects(startServer({ ...quiet, port: first.port }), { code: 'EADDRINUSE' })
 })
 
-t.test('JWT flags map to @rt/core\'s options, or are refused by a core without JWT', async (t) => {
+t.test('JWT flags map to @rt/core\'s options', async (t) => {
   const config = (argv: string[]): ServerConfig => (resolveConfig({ argv }) as { config: ServerConfig }).config
-  t.same(jwtOptions(config([]), false), {}, 'nothing asked, nothing refused')
-  t.same(jwtOptions(config(['--secret', 's']), false), {}, '--secret alone does not ask for JWT')
-  t.throws(() => jwtOptions(config(['--jwt_secret', 'j']), false), new ConfigError('--jwt_secret is not supported by this @rt/core: it has no JWT authentication (upgrade @rt/core)'))
-  t.throws(() => jwtOptions(config(['--enforce_jwt']), false), { message: /^--enforce_jwt is not supported/ })
-  t.throws(() => jwtOptions(config(['--jwt_param', 'token']), false), { message: /^--jwt_param is not supported/ })
-  if (CORE_SUPPORTS_JWT) {
-    const server = await startServer({ ...quiet, jwt_secret: 'j' })
-    t.same(await server.stop(), { forced: false }, 'a core with JWT starts with --jwt_secret')
-  } else {
-    await t.rejects(startServer({ ...quiet, jwt_secret: 'j' }), { name: 'ConfigError', message: /^--jwt_secret is not supported by this @rt\/core/ })
-  }
-
-  t.same(jwtOptions(config(['--jwt_secret', 'j', '--jwt_param', 'token', '--enforce_jwt']), true), { jwtSecret: 'j', jwtParam: 'token', jwtForce: true })
-  t.same(jwtOptions(config(['--secret', 's']), true), { jwtSecret: 's', jwtParam: 'jid', jwtForce: false }, 'the JWT secret defaults to --secret, as anycable-go')
-  t.same(jwtOptions(config([]), true), {}, 'no secret, no JWT')
-  t.throws(() => jwtOptions(config(['--enforce_jwt']), true), { message: '--enforce_jwt needs --jwt_secret or --secret to verify tokens' })
+  const server = await startServer({ ...quiet, jwt_secret: 'j' })
+  t.same(await server.stop(), { forced: false }, 'starts with --jwt_secret')
+  t.same(jwtOptions(config(['--jwt_secret', 'j', '--jwt_param', 'token', '--enforce_jwt'])), { jwtSecret: 'j', jwtParam: 'token', jwtForce: true })
+  t.same(jwtOptions(config(['--secret', 's'])), { jwtSecret: 's', jwtParam: 'jid', jwtForce: false }, 'the JWT secret defaults to --secret, as anycable-go')
+  t.same(jwtOptions(config([])), {}, 'no secret, no JWT')
+  t.throws(() => jwtOptions(config(['--enforce_jwt'])), { message: '--enforce_jwt needs --jwt_secret or --secret to verify tokens' })
 })

@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
-import { disconnectMessage, pingMessage, type Outgoing, type ServerMessage, type StreamPosition } from '@rt/core'
+import { disconnectMessage, pingMessage, type Outgoing, type PingPrecision, type ServerMessage, type StreamPosition } from '@rt/core'
 import { formatCursor } from './cursor.js'
 import { COMMENT_PING, encodeGetFrame, encodeGetHead, encodePostFrame, eventTail, messageId, messageType, serialize } from './encoder.js'
 
@@ -43,6 +43,8 @@ export interface ConnectionOptions {
   /** GET `raw` mode: data messages only, comment pings. */
   raw: boolean
   pingInterval: number
+  /** Ping timestamps in seconds (default), milliseconds or nanoseconds: AnyCable's `?ptp=`. */
+  pingPrecision?: PingPrecision
   maxBufferedBytes: number
   /** The connection's streams, for the multi-stream cursor (GET). */
   cursor: CursorSource
@@ -133,7 +135,7 @@ export class SseConnection {
   }
 
   private ping(): void {
-    this.write(this.options.raw ? COMMENT_PING : pingFrame())
+    this.write(this.options.raw ? COMMENT_PING : pingFrame(Date.now(), this.options.pingPrecision))
   }
 
   private write(chunk: Buffer): void {
@@ -190,8 +192,9 @@ export class SseConnection {
 
 let lastPing: { second: number; frame: Buffer } | undefined
 
-/** The ping frame of the current second, encoded once for every connection that pings in it. */
-export function pingFrame(now = Date.now()): Buffer {
+/** The ping frame of the current second, encoded once for every connection that pings in it (finer precisions each time). */
+export function pingFrame(now = Date.now(), precision: PingPrecision = 's'): Buffer {
+  if (precision !== 's') return Buffer.from(serialize({ event: 'ping', data: JSON.stringify(pingMessage(now, precision)) }))
   const message = pingMessage(now)
   if (lastPing?.second !== message.message) {
     lastPing = { second: message.message, frame: Buffer.from(serialize({ event: 'ping', data: JSON.stringify(message) })) }

@@ -6,6 +6,8 @@ import {
   replyUnavailable,
   type CommandLimits,
   type Limits,
+  disconnectMessage,
+  pingOptions,
   type Command,
   type Hub,
   type Outgoing,
@@ -132,6 +134,8 @@ export function sseHandler(hub: Hub, options: ResolvedOptions, streams: Streams)
 
   async function openStream(request: FastifyRequest, reply: FastifyReply, parsed: Parsed): Promise<unknown> {
     if (!parsed.ok) return reply.code(parsed.status ?? 400).type(TEXT).send(parsed.error)
+    const ping = pingOptions(request)
+    if (!ping.ok) return reply.code(400).type(TEXT).send(ping.error)
     const { commands, format, raw } = parsed.stream
     // Nothing is written before authentication and subscriptions are resolved: hold messages until then.
     const held: Outgoing[] = []
@@ -152,6 +156,8 @@ export function sseHandler(hub: Hub, options: ResolvedOptions, streams: Streams)
     const result = await hub.connect(request, sink, { mode: 'live', remoteCommands: commandable, resumable: commandable })
     if ('rejected' in result) {
       reply.raw.off('close', onGone)
+      // An expired token says so (the client must get a new one); a plain refusal has an empty body, as AnyCable.
+      if (result.rejected === 'token_expired') return reply.code(401).type(TEXT).send(`${JSON.stringify(disconnectMessage(result.rejected, false))}\n`)
       return reply.code(401).send()
     }
     const { session } = result
@@ -187,7 +193,8 @@ export function sseHandler(hub: Hub, options: ResolvedOptions, streams: Streams)
     const opened = new SseConnection(reply.raw, {
       format,
       raw,
-      pingInterval: options.pingInterval,
+      pingInterval: ping.ping.intervalMs ?? options.pingInterval,
+      pingPrecision: ping.ping.precision,
       maxBufferedBytes: options.maxBufferedBytes,
       cursor: {
         // A GET's streams are fixed once it is open (it takes no commands): computed once, not per message.

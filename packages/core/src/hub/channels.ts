@@ -6,9 +6,25 @@ import { isInternalStream } from './protocol.js'
 /** What `authenticate` returned for this connection. */
 export type Identity = Record<string, unknown>
 
+/** What a stream of a subscription also allows, besides receiving its broadcasts. */
+export interface StreamFromOptions {
+  /** Clients may `whisper` to this stream (to every other subscriber). Default false. */
+  whisper?: boolean
+  /** Clients may join, leave and read this stream's presence set. Default false. */
+  presence?: boolean
+}
+
+/** A channel's handle on its subscription's presence set (the stream given `presence: true`). */
+export interface ChannelPresence {
+  /** Joins the set as `id` (after the subscription is confirmed, when called in `subscribed`). */
+  join(id: string, info?: unknown): void
+  /** Leaves the set. */
+  leave(): void
+}
+
 /** What a channel handler can see and do. */
 export interface ChannelContext {
-  /** The connection's identity (from `authenticate`). */
+  /** The connection's identity (from `authenticate`, or the identifiers of its JWT). */
   readonly identity: Identity
   /** The identifier's fields other than `channel`. */
   readonly params: Record<string, unknown>
@@ -16,8 +32,8 @@ export interface ChannelContext {
   readonly identifier: string
   /** The session id. */
   readonly sid: string
-  /** Starts delivering a stream's broadcasts to this subscription. */
-  streamFrom(stream: string): void
+  /** Starts delivering a stream's broadcasts to this subscription; `options` opt it into whispers and presence. */
+  streamFrom(stream: string, options?: StreamFromOptions): void
   /** Stops delivering a stream's broadcasts to this subscription. */
   stopStream(stream: string): void
   /** Rejects the subscription (in `subscribed`): the client gets `reject_subscription`. */
@@ -26,6 +42,8 @@ export interface ChannelContext {
   transmit(data: unknown): void
   /** Publishes `data` to a stream, for every subscriber on every node. */
   broadcast(stream: string, data: unknown): Promise<StreamMessage>
+  /** The presence set of the stream opened with `presence: true` (joins fail without one). */
+  readonly presence: ChannelPresence
 }
 
 /**
@@ -58,6 +76,10 @@ export interface StreamChannelOptions {
   publicStreams: boolean
   streamsSecret: string | undefined
   turboStreamsSecret: string | undefined
+  /** Whispers on signed streams (public streams always allow them), AnyCable's `--streams_whisper`. */
+  streamsWhisper: boolean
+  /** Presence on signed streams (public streams always allow it), AnyCable's `--streams_presence`. */
+  streamsPresence: boolean
 }
 
 /** `$pubsub`: `stream_name` (public streams) or `signed_stream_name` (signed with the streams secret). */
@@ -67,9 +89,12 @@ export function pubsubChannel(options: StreamChannelOptions): Channel {
       const { stream_name: name, signed_stream_name: signed } = ctx.params
       if (typeof signed === 'string') {
         const verified = options.streamsSecret === undefined ? undefined : verifySignedStream(signed, options.streamsSecret)
-        return verified === undefined ? ctx.reject() : ctx.streamFrom(verified)
+        if (verified === undefined) return ctx.reject()
+        return ctx.streamFrom(verified, { whisper: options.streamsWhisper, presence: options.streamsPresence })
       }
-      if (options.publicStreams && typeof name === 'string' && name !== '' && !isInternalStream(name)) return ctx.streamFrom(name)
+      if (options.publicStreams && typeof name === 'string' && name !== '' && !isInternalStream(name)) {
+        return ctx.streamFrom(name, { whisper: true, presence: true })
+      }
       ctx.reject()
     }
   }

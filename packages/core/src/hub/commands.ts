@@ -16,10 +16,19 @@ export type HistoryRequest = Static<typeof HistoryRequestSchema>
 
 const Identifier = Type.String({ minLength: 1 })
 
+/** The extended protocol's presence record: an `id` unique per user in the channel, and any JSON `info`. */
+export const PresenceRecordSchema = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 256 }),
+  info: Type.Optional(Type.Unknown())
+})
+export type PresenceRecord = Static<typeof PresenceRecordSchema>
+
 export const SubscribeCommandSchema = Type.Object({
   command: Type.Literal('subscribe'),
   identifier: Identifier,
-  history: Type.Optional(HistoryRequestSchema)
+  history: Type.Optional(HistoryRequestSchema),
+  /** Joins the channel's presence set once the subscription is confirmed. */
+  presence: Type.Optional(PresenceRecordSchema)
 })
 export const UnsubscribeCommandSchema = Type.Object({
   command: Type.Literal('unsubscribe'),
@@ -39,21 +48,53 @@ export const HistoryCommandSchema = Type.Object({
 export const PongCommandSchema = Type.Object({
   command: Type.Literal('pong')
 })
+/** Client-to-client message: `data` is any JSON value (not a JSON string, unlike `message`). */
+export const WhisperCommandSchema = Type.Object({
+  command: Type.Literal('whisper'),
+  identifier: Identifier,
+  data: Type.Unknown()
+})
+export const JoinCommandSchema = Type.Object({
+  command: Type.Literal('join'),
+  identifier: Identifier,
+  presence: PresenceRecordSchema
+})
+export const LeaveCommandSchema = Type.Object({
+  command: Type.Literal('leave'),
+  identifier: Identifier,
+  presence: Type.Optional(Type.Unknown())
+})
+export const PresenceCommandSchema = Type.Object({
+  command: Type.Literal('presence'),
+  identifier: Identifier,
+  /** `{return_records: false}` answers the total only. */
+  data: Type.Optional(Type.Object({ return_records: Type.Optional(Type.Boolean()) }))
+})
 
 export type SubscribeCommand = Static<typeof SubscribeCommandSchema>
 export type UnsubscribeCommand = Static<typeof UnsubscribeCommandSchema>
 export type MessageCommand = Static<typeof MessageCommandSchema>
 export type HistoryCommand = Static<typeof HistoryCommandSchema>
 export type PongCommand = Static<typeof PongCommandSchema>
+export type WhisperCommand = Static<typeof WhisperCommandSchema>
+export type JoinCommand = Static<typeof JoinCommandSchema>
+export type LeaveCommand = Static<typeof LeaveCommandSchema>
+export type PresenceCommand = Static<typeof PresenceCommandSchema>
 /** A validated client command. */
-export type Command = SubscribeCommand | UnsubscribeCommand | MessageCommand | HistoryCommand | PongCommand
+export type Command =
+  | SubscribeCommand | UnsubscribeCommand | MessageCommand | HistoryCommand | PongCommand
+  | WhisperCommand | JoinCommand | LeaveCommand | PresenceCommand
 
 const validators = {
   subscribe: TypeCompiler.Compile(SubscribeCommandSchema),
   unsubscribe: TypeCompiler.Compile(UnsubscribeCommandSchema),
   message: TypeCompiler.Compile(MessageCommandSchema),
   history: TypeCompiler.Compile(HistoryCommandSchema),
-  pong: TypeCompiler.Compile(PongCommandSchema)
+  pong: TypeCompiler.Compile(PongCommandSchema),
+  whisper: TypeCompiler.Compile(WhisperCommandSchema),
+  join: TypeCompiler.Compile(JoinCommandSchema),
+  leave: TypeCompiler.Compile(LeaveCommandSchema),
+  presence: TypeCompiler.Compile(PresenceCommandSchema)
 }
 
 /**

@@ -4,7 +4,10 @@ import type { Broker, StreamMessage } from '../broker.js'
 import type { SessionState, SessionStore } from '../session-store.js'
 import { DEFAULT_LIMITS, type Limits } from '../limits.js'
 import { PUBSUB_CHANNEL, TURBO_CHANNEL, pubsubChannel, turboChannel, type Authenticate, type Channel, type Channels, type Identity } from './channels.js'
+import { requestToken, verifyJwt, type JwtOptions } from './jwt.js'
+import { PresenceTracker } from './presence.js'
 import { Outgoing, controlStream } from './protocol.js'
+import { REMOTE_COMMANDS_STREAM, RecentDisconnects, canonicalIdentity, disconnectTarget, type RemoteDisconnect } from './remote-disconnect.js'
 import { Session, type SessionMode, type SessionSink } from './session.js'
 
 export interface HubOptions {
@@ -29,6 +32,14 @@ export interface HubOptions {
    * welcome; this only bounds a client that never does.
    */
   restoreWaitMs?: number
+  /** Whispers on signed `$pubsub` streams (AnyCable's `--streams_whisper`). Default false. */
+  streamsWhisper?: boolean
+  /** Presence on signed `$pubsub` streams (AnyCable's `--streams_presence`). Default false. */
+  streamsPresence?: boolean
+  /** Seconds a presence record outlives its session (AnyCable's `presence_ttl`). Default 15. */
+  presenceTtl?: number
+  /** AnyCable's JWT identification; without it tokens are not looked at. */
+  jwt?: JwtOptions
   logger?: Pick<FastifyBaseLogger, 'error' | 'warn'>
   /** Bounds on commands, identifiers and stream names. Default {@link DEFAULT_LIMITS}. */
   limits?: Limits
@@ -36,7 +47,10 @@ export interface HubOptions {
 
 export type ConnectResult =
   | { session: Session; restored: boolean }
-  | { rejected: 'unauthorized' }
+  | { rejected: ConnectRejection }
+
+/** Why a connection was refused: no identity, or an expired JWT (AnyCable's `token_expired`). Both answer 401. */
+export type ConnectRejection = 'unauthorized' | 'token_expired'
 
 export interface ConnectOptions {
   /** A sid from an earlier welcome (`?sid=` or `X-AnyCable-Restore-SID`): restores that session without authenticating. */
@@ -94,6 +108,13 @@ export class Hub {
   private readonly logger: Pick<FastifyBaseLogger, 'error' | 'warn'> | undefined
   /** stream → sessions of this process receiving it, with the one broker subscription they share. */
   private readonly fanout = new Map<string, { sessions: Set<Session>; unsubscribe: () => void }>()
+  /** Presence sets: joins, leaves, info, expiry. */
+  readonly presence: PresenceTracker
+  private readonly jwt: JwtOptions | undefined
+  /** Sessions attached to a transport on this process, by canonical identity: what a remote disconnect ends at once. */
+  private readonly attachedByIdentity = new Map<string, Set<Session>>()
+  private readonly recentDisconnects: RecentDisconnects
+  private stopRemoteCommands: (() => void) | undefined
 
   constructor(options: HubOptions) {
     this.broker = options.broker
@@ -104,10 +125,19 @@ export class Hub {
     this.limits = options.limits ?? { ...DEFAULT_LIMITS }
     this.restoreWaitMs = options.restoreWaitMs ?? 30_000
     for (const [name, channel] of Object.entries(options.channels ?? {})) this.channels.set(name, channel)
+    this.jwt = options.jwt
+    this.presence = new PresenceTracker({
+      broker: this.broker,
+      ttlMs: (options.presenceTtl ?? 15) * 1000,
+      logError: (error, message) => this.logError(error, message)
+    })
+    this.recentDisconnects = new RecentDisconnects(Math.max(this.sessionsTtlMs, 60_000))
     const streams = {
       publicStreams: options.publicStreams ?? false,
       streamsSecret: options.streamsSecret,
-      turboStreamsSecret: options.turboStreamsSecret
+      turboStreamsSecret: options.turboStreamsSecret,
+      streamsWhisper: options.streamsWhisper ?? false,
+      streamsPresence: options.streamsPresence ?? false
     }
     this.channels.set(PUBSUB_CHANNEL, pubsubChannel(streams))
     this.channels.set(TURBO_CHANNEL, turboChannel(streams))
@@ -127,8 +157,17 @@ export class Hub {
     return this.channels.get(name)
   }
 
-  /** Runs the `authenticate` hook; `undefined` means 401. A throwing hook is logged and counts as a rejection. */
+  /**
+   * Identifies a request (its JWT, or the `authenticate` hook, see
+   * {@link identify}); `undefined` means 401.
+   */
   async authenticate(request: FastifyRequest): Promise<Identity | undefined> {
+    const identified = await this.identify(request)
+    return typeof identified === 'string' ? undefined : identified
+  }
+
+  /** Runs the `authenticate` hook. A throwing hook is logged and counts as a rejection. */
+  private async runAuthenticate(request: FastifyRequest): Promise<Identity | undefined> {
     if (this.authenticator === undefined) return {}
     try {
       const identity = await this.authenticator(request)
@@ -146,14 +185,16 @@ export class Hub {
    */
   async connect(request: FastifyRequest, sink: SessionSink, options: ConnectOptions = {}): Promise<ConnectResult> {
     const mode = options.mode ?? 'live'
-    const previous = options.restoreSid !== undefined && this.sessionsTtlMs > 0 ? await this.takeOver(options.restoreSid) : undefined
+    let previous = options.restoreSid !== undefined && this.sessionsTtlMs > 0 ? await this.takeOver(options.restoreSid) : undefined
+    // A session ended by a remote disconnect is not restored.
+    if (previous !== undefined && this.recentDisconnects.ended(previous.identity, previous.createdAt)) previous = undefined
     let identity: Identity
     if (previous !== undefined) {
       identity = previous.identity
     } else {
-      const authenticated = await this.authenticate(request)
-      if (authenticated === undefined) return { rejected: 'unauthorized' }
-      identity = authenticated
+      const identified = await this.identify(request)
+      if (typeof identified === 'string') return { rejected: identified }
+      identity = identified
     }
     const state: SessionState = {
       sid: newSessionId(),
@@ -174,6 +215,7 @@ export class Hub {
       ? { type: 'welcome', sid: state.sid }
       : { type: 'welcome', sid: state.sid, restored: true, restored_ids: restoredIds }))
     if (resumable) await this.store.create(state, this.ttl(undefined))
+    if (previous !== undefined) await this.presence.transfer(previous.sid, state)
     // A restored session continues from now; the client asks for what it missed with `history`, which goes out first.
     await session.attach(sink, { catchUp: false })
     if (options.remoteCommands === true && mode === 'live') session.acceptRemoteCommands()
@@ -191,8 +233,84 @@ export class Hub {
     const state = await this.store.claim(sid, this.ttl(ttlMs), ifLease)
     if (state === undefined) return undefined
     const session = new Session(this, state, 'pull')
+    if (this.recentDisconnects.ended(state.identity, state.createdAt)) {
+      // Remotely disconnected between two requests: this one carries the disconnect, and nothing else is left to run.
+      await session.attach(sink, { catchUp: false })
+      await session.disconnect('remote', false)
+      state.subscriptions = {}
+      return session
+    }
     await session.attach(sink, { catchUp: true })
     return session
+  }
+
+  /**
+   * Identifies a new connection: its JWT when JWT identification is on and
+   * the request carries a token, otherwise the `authenticate` hook.
+   */
+  async identify(request: FastifyRequest): Promise<Identity | ConnectRejection> {
+    const token = this.jwt === undefined ? undefined : requestToken(request, this.jwt.param)
+    if (this.jwt !== undefined && token !== undefined) {
+      const verified = verifyJwt(token, this.jwt.secret)
+      if (verified.ok) return verified.identity
+      return verified.failure === 'expired' ? 'token_expired' : 'unauthorized'
+    }
+    if (this.jwt?.force === true) return 'unauthorized'
+    return (await this.runAuthenticate(request)) ?? 'unauthorized'
+  }
+
+  /** A session is attached to a transport on this process. */
+  attached(session: Session): void {
+    // Listening from the first session on (not at construction: a hub that never holds a session costs nothing).
+    this.stopRemoteCommands ??= this.broker.subscribe(REMOTE_COMMANDS_STREAM, (message) => {
+      void this.remoteDisconnect(message.data as RemoteDisconnect)
+    })
+    const identity = canonicalIdentity(session.state.identity)
+    let sessions = this.attachedByIdentity.get(identity)
+    if (sessions === undefined) this.attachedByIdentity.set(identity, (sessions = new Set()))
+    sessions.add(session)
+    this.presence.hold(session.state)
+  }
+
+  /** A session left its transport on this process (answered poll, closed stream). */
+  detached(session: Session): void {
+    const identity = canonicalIdentity(session.state.identity)
+    const sessions = this.attachedByIdentity.get(identity)
+    if (sessions?.delete(session) === true && sessions.size === 0) this.attachedByIdentity.delete(identity)
+    this.presence.release(session.state)
+  }
+
+  /** A session ended without leaving its presence sets: its records expire after the presence TTL. */
+  async presenceEnded(state: SessionState): Promise<void> {
+    try {
+      await this.presence.ended(state)
+    } catch (error) {
+      this.logError(error, 'presence expiry failed')
+    }
+  }
+
+  /**
+   * Ends every session whose identity is `identifier` (the JSON of its
+   * identifiers), on every process: published on the broker, which hands it to
+   * each process's hub. AnyCable's remote `disconnect` command.
+   */
+  async disconnectRemote(identifier: string, reconnect: boolean): Promise<void> {
+    await this.broker.publish(REMOTE_COMMANDS_STREAM, { identifier, reconnect } satisfies RemoteDisconnect, { transient: true })
+  }
+
+  private async remoteDisconnect(command: RemoteDisconnect): Promise<void> {
+    const target = typeof command.identifier === 'string' ? disconnectTarget(command.identifier) : undefined
+    if (target === undefined) return
+    this.recentDisconnects.record(target)
+    for (const session of [...(this.attachedByIdentity.get(target) ?? [])]) {
+      try {
+        await session.disconnect('remote', command.reconnect === true)
+        if (session.mode === 'live') await this.store.delete(session.sid)
+        else session.state.subscriptions = {}
+      } catch (error) {
+        this.logError(error, 'remote disconnect failed')
+      }
+    }
   }
 
   /**
@@ -247,6 +365,9 @@ export class Hub {
   close(): void {
     for (const entry of this.fanout.values()) entry.unsubscribe()
     this.fanout.clear()
+    this.stopRemoteCommands?.()
+    this.stopRemoteCommands = undefined
+    this.presence.close()
   }
 
   private dispatch(sessions: Set<Session>, message: StreamMessage): void {

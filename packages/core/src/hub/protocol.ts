@@ -65,9 +65,12 @@ export class Outgoing {
   }
 }
 
-/** Ping timestamps: Unix seconds by default, as AnyCable's `ping_timestamp_precision`. */
-export function pingMessage(now = Date.now(), precision: 's' | 'ms' = 's'): PingMessage {
-  return { type: 'ping', message: precision === 'ms' ? now : Math.floor(now / 1000) }
+/** AnyCable's `ping_timestamp_precision`: Unix seconds, milliseconds or nanoseconds. */
+export type PingPrecision = 's' | 'ms' | 'ns'
+
+/** Ping timestamps: Unix seconds by default, as AnyCable's `ping_timestamp_precision` (nanoseconds at millisecond resolution). */
+export function pingMessage(now = Date.now(), precision: PingPrecision = 's'): PingMessage {
+  return { type: 'ping', message: precision === 'ms' ? now : precision === 'ns' ? now * 1_000_000 : Math.floor(now / 1000) }
 }
 
 /**
@@ -124,6 +127,15 @@ export function buildIdentifier(fields: Record<string, unknown>): string {
   const sorted: Record<string, unknown> = {}
   for (const key of Object.keys(fields).sort()) sorted[key] = fields[key]
   return JSON.stringify(sorted)
+}
+
+/** Sorts object keys at every depth, so equal objects give equal JSON whatever their key order. */
+export function sortKeysDeep(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeysDeep)
+  if (typeof value !== 'object' || value === null) return value
+  const sorted: Record<string, unknown> = {}
+  for (const key of Object.keys(value).sort()) sorted[key] = sortKeysDeep((value as Record<string, unknown>)[key])
+  return sorted
 }
 
 /** The stream that carries remote commands to a session; `$rt:` streams are internal and never public. */

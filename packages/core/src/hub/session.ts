@@ -3,10 +3,14 @@ import type { SessionState, StoredSubscription } from '../session-store.js'
 import { catchUp, historyAfter } from '../stream-reader.js'
 import { BROKER_UNAVAILABLE } from '../unavailable.js'
 import type { Channel, ChannelContext } from './channels.js'
-import { validateCommand, parseCommand, type Command, type HistoryRequest } from './commands.js'
+import { validateCommand, parseCommand, type Command, type HistoryRequest, type PresenceRecord } from './commands.js'
 import type { Hub } from './hub.js'
 import { DEFAULT_LIMITS, nameProblem, parseBoundedJson } from '../limits.js'
 import { Outgoing, broadcastReply, controlStream, disconnectMessage, type ServerMessage } from './protocol.js'
+import { whisper } from './whisper.js'
+
+/** Presence joins and leaves a channel handler asked for, applied once the handler returned. */
+type PresenceOp = { join: PresenceRecord } | 'leave'
 
 /** Where a session's server messages go: the transport's side of the connection. */
 export interface SessionSink {
@@ -85,6 +89,7 @@ export class Session {
    */
   async attach(sink: SessionSink, options: { catchUp: boolean }): Promise<void> {
     this.sink = sink
+    this.hub.attached(this)
     for (const message of this.state.outbox) sink.send(new Outgoing(message as ServerMessage))
     if (!options.catchUp) for (const stream of this.streamIdentifiers.keys()) delete this.cursor[stream]
     this.watchRestoring()
@@ -109,6 +114,7 @@ export class Session {
     this.joined.clear()
     this.origin.clear()
     this.held.clear()
+    if (this.sink !== undefined) this.hub.detached(this)
     this.sink = undefined
   }
 
@@ -143,6 +149,7 @@ export class Session {
     for (const [identifier, subscription] of Object.entries(this.state.subscriptions)) {
       await this.callUnsubscribed(identifier, subscription)
     }
+    await this.hub.presenceEnded(this.state)
     if (this.mode === 'live' && this.resumable) await this.hub.persist(this)
   }
 
@@ -171,7 +178,7 @@ export class Session {
     if (!parsed.ok) return parsed
     const command: Command = parsed.command
     switch (command.command) {
-      case 'subscribe': return this.subscribe(command.identifier, command.history)
+      case 'subscribe': return this.subscribe(command.identifier, command.history, command.presence)
       case 'unsubscribe': return this.unsubscribe(command.identifier)
       case 'message': return this.perform(command.identifier, command.data)
       case 'history': {
@@ -181,10 +188,14 @@ export class Session {
         return result
       }
       case 'pong': return OK
+      case 'whisper': return this.whisper(command.identifier, command.data)
+      case 'join': return this.presence(command.identifier, [{ join: command.presence }])
+      case 'leave': return this.presence(command.identifier, ['leave'])
+      case 'presence': return this.presenceInfo(command.identifier, command.data?.return_records !== false)
     }
   }
 
-  private async subscribe(identifier: string, history: HistoryRequest | undefined): Promise<CommandResult> {
+  private async subscribe(identifier: string, history: HistoryRequest | undefined, presence?: PresenceRecord): Promise<CommandResult> {
     // A subscribe for an identifier the session holds is run again and answered again (AnyCable answers nothing):
     // after a restore, a client that ignores `restored` — Action Cable's own protocol — subscribes anew and
     // waits for its confirmation, and the channel decides again as it would for a fresh session.
@@ -197,11 +208,12 @@ export class Session {
     }
     const subscription: StoredSubscription = { channel: decoded.channel, params: decoded.params, streams: [] }
     const transmissions: unknown[] = []
+    const presenceOps: PresenceOp[] = []
     let rejected = false
     const ctx = this.context(identifier, subscription, {
       reject: () => { rejected = true },
       transmit: (data) => transmissions.push(data)
-    })
+    }, presenceOps)
     try {
       await channel.subscribed?.(ctx)
     } catch (error) {
@@ -222,8 +234,10 @@ export class Session {
     if (history !== undefined) await this.history(identifier, history)
     await this.endRestoring([identifier])
     if (history !== undefined) this.release()
+    if (presence !== undefined) presenceOps.push({ join: presence })
+    const joined = presenceOps.length > 0 ? await this.presence(identifier, presenceOps) : OK
     await this.persistLive()
-    return OK
+    return joined
   }
 
   private async unsubscribe(identifier: string): Promise<CommandResult> {
@@ -238,6 +252,7 @@ export class Session {
     delete this.state.subscriptions[identifier]
     this.forgetRestoring([identifier])
     await this.callUnsubscribed(identifier, subscription)
+    if (subscription.presence !== undefined) await this.hub.presence.leave(subscription.presence, this.sid)
     await this.syncStreams()
     await this.persistLive()
   }
@@ -255,10 +270,11 @@ export class Session {
     const handler = actions !== undefined && Object.hasOwn(actions, action) ? actions[action] : undefined
     if (handler === undefined) return fail(`unknown action: ${action}`)
     const streamsBefore = subscription.streams.join('\n')
+    const presenceOps: PresenceOp[] = []
     const ctx = this.context(identifier, subscription, {
       reject: () => undefined,
       transmit: (message) => this.emit({ identifier, message })
-    })
+    }, presenceOps)
     let result = OK
     try {
       await handler(ctx, payload as Record<string, unknown>)
@@ -270,7 +286,65 @@ export class Session {
       await this.syncStreams()
       await this.persistLive()
     }
+    if (presenceOps.length > 0) {
+      const applied = await this.presence(identifier, presenceOps)
+      if (result.ok) result = applied
+    }
     return result
+  }
+
+  private async whisper(identifier: string, data: unknown): Promise<CommandResult> {
+    const subscription = this.subscription(identifier)
+    if (subscription === undefined) return fail('unknown subscription')
+    try {
+      return (await whisper(this.hub.broker, subscription, this.sid, data)) ? OK : fail('whispers are not enabled for this subscription')
+    } catch (error) {
+      this.hub.logError(error, 'whisper failed')
+      return fail('broker unavailable')
+    }
+  }
+
+  /** Joins or leaves the subscription's presence set (AnyCable: `join`, `leave`, or a channel's own calls). */
+  private async presence(identifier: string, ops: readonly PresenceOp[]): Promise<CommandResult> {
+    const subscription = this.subscription(identifier)
+    if (subscription === undefined) return fail('unknown subscription')
+    const stream = subscription.presence
+    if (stream === undefined) return fail('presence is not enabled for this subscription')
+    try {
+      for (const op of ops) {
+        if (op === 'leave') {
+          // Whatever the saved state says: a join saved by a request that lost its lease is still in the set.
+          delete subscription.member
+          await this.hub.presence.leave(stream, this.sid)
+        } else {
+          await this.hub.presence.join(stream, this.sid, op.join)
+          subscription.member = op.join.info === undefined ? { id: op.join.id } : { id: op.join.id, info: op.join.info }
+          if (this.sink !== undefined) this.hub.presence.hold(this.state)
+        }
+      }
+    } catch (error) {
+      this.hub.logError(error, 'presence update failed')
+      return fail(error instanceof Error && error.name === 'PresenceIdMismatchError' ? 'presence id mismatch' : 'presence update failed')
+    }
+    await this.persistLive()
+    return OK
+  }
+
+  /** Answers `presence` with the set's records, or a presence `error` when it cannot. */
+  private async presenceInfo(identifier: string, records: boolean): Promise<CommandResult> {
+    const subscription = this.subscription(identifier)
+    const stream = subscription?.presence
+    try {
+      if (stream !== undefined) {
+        const info = await this.hub.presence.info(stream, records)
+        this.emit({ type: 'presence', identifier, message: { type: 'info', ...info } })
+        return OK
+      }
+    } catch (error) {
+      this.hub.logError(error, 'reading presence failed')
+    }
+    this.emit({ type: 'presence', identifier, message: { type: 'error' } })
+    return fail(subscription === undefined ? 'unknown subscription' : 'presence is not enabled for this subscription')
   }
 
   private async history(identifier: string, request: HistoryRequest): Promise<CommandResult> {
@@ -323,24 +397,32 @@ export class Session {
   private context(
     identifier: string,
     subscription: StoredSubscription,
-    hooks: { reject(): void; transmit(data: unknown): void }
+    hooks: { reject(): void; transmit(data: unknown): void },
+    presenceOps: PresenceOp[] = []
   ): ChannelContext {
     return {
       identity: this.state.identity,
       params: subscription.params,
       identifier,
       sid: this.sid,
-      streamFrom: (stream) => {
+      streamFrom: (stream, options) => {
         // A name over the limit (from a client's params) is never joined: the subscription is rejected instead.
         if (nameProblem(stream, this.hub.limits) !== undefined) return hooks.reject()
         if (!subscription.streams.includes(stream)) subscription.streams.push(stream)
+        if (options?.whisper === true) subscription.whisper = stream
+        if (options?.presence === true) subscription.presence = stream
       },
       stopStream: (stream) => {
         subscription.streams = subscription.streams.filter((s) => s !== stream)
+        if (subscription.whisper === stream) delete subscription.whisper
       },
       reject: hooks.reject,
       transmit: hooks.transmit,
-      broadcast: (stream, data) => this.hub.broker.publish(stream, data)
+      broadcast: (stream, data) => this.hub.broker.publish(stream, data),
+      presence: {
+        join: (id, info) => { presenceOps.push({ join: info === undefined ? { id } : { id, info } }) },
+        leave: () => { presenceOps.push('leave') }
+      }
     }
   }
 
