@@ -65,7 +65,7 @@ t.test('npx @rt/server from the packed tarballs serves AnyCable and golongpoll c
   })
   t.same(await published.json(), { success: true })
   const events = await (await subscription).json() as { events: Array<{ category: string; data: unknown; id: string; timestamp: number }> }
-  t.match(events.events, [{ category: 'done', data: 'from golongpoll', id: /^1\// }])
+  t.match(events.events, [{ category: 'done', data: 'from golongpoll', id: /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-0{11}1$/ }])
 
   const broadcast = await fetch(`${url}/_broadcast`, { method: 'POST', headers: { authorization: 'Bearer k' }, body: JSON.stringify({ stream: 'done', data: '{"via":"broadcast"}' }) })
   t.equal(broadcast.status, 201)
