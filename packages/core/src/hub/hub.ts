@@ -3,6 +3,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Broker, StreamMessage } from '../broker.js'
 import type { SessionState, SessionStore } from '../session-store.js'
 import { PUBSUB_CHANNEL, TURBO_CHANNEL, pubsubChannel, turboChannel, type Authenticate, type Channel, type Channels, type Identity } from './channels.js'
+import type { ChannelSource } from './channel-source.js'
 import { Outgoing, controlStream } from './protocol.js'
 import { Session, type SessionMode, type SessionSink } from './session.js'
 
@@ -79,6 +80,7 @@ export class Hub {
   private readonly channels = new Map<string, Channel>()
   private readonly authenticator: Authenticate | undefined
   private readonly logger: Pick<FastifyBaseLogger, 'error' | 'warn'> | undefined
+  private source: ChannelSource | undefined
   /** stream → sessions of this process receiving it, with the one broker subscription they share. */
   private readonly fanout = new Map<string, { sessions: Set<Session>; unsubscribe: () => void }>()
 
@@ -108,8 +110,20 @@ export class Hub {
     return this.fanout.get(stream)?.sessions.size ?? 0
   }
 
+  /** A JS channel by name, else the channel source's (see {@link useChannelSource}). */
   channel(name: string): Channel | undefined {
-    return this.channels.get(name)
+    return this.channels.get(name) ?? this.source?.channel(name)
+  }
+
+  /** Installs the one source of the channels that are not JS channels (e.g. `@rt/action-cable`). */
+  useChannelSource(source: ChannelSource): void {
+    if (this.source !== undefined) throw new Error('@rt/core: a channel source is already installed on this hub')
+    this.source = source
+  }
+
+  /** The installed channel source, if any. */
+  get channelSource(): ChannelSource | undefined {
+    return this.source
   }
 
   /** Runs the `authenticate` hook; `undefined` means 401. A throwing hook is logged and counts as a rejection. */
@@ -140,8 +154,14 @@ export class Hub {
       if (authenticated === undefined) return { rejected: 'unauthorized' }
       identity = authenticated
     }
+    const sid = newSessionId()
+    let sourceState = previous?.sourceState
+    if (previous === undefined && this.source?.open !== undefined) {
+      sourceState = await this.source.open(request, sid)
+      if (sourceState === undefined) return { rejected: 'unauthorized' }
+    }
     const state: SessionState = {
-      sid: newSessionId(),
+      sid,
       identity,
       subscriptions: previous?.subscriptions ?? {},
       positions: {},
@@ -150,6 +170,7 @@ export class Hub {
       lease: 0,
       createdAt: Date.now()
     }
+    if (sourceState !== undefined) state.sourceState = sourceState
     const resumable = mode === 'pull' || options.resumable !== false
     const session = new Session(this, state, mode, resumable)
     const restoredIds = previous === undefined ? undefined : Object.keys(state.subscriptions)
@@ -159,6 +180,7 @@ export class Hub {
     if (resumable) await this.store.create(state, this.ttl(undefined))
     // A restored session continues from now; the client asks for what it missed with `history`.
     await session.attach(sink, { catchUp: false })
+    await this.attached(session)
     if (options.remoteCommands === true && mode === 'live') session.acceptRemoteCommands()
     return { session, restored: previous !== undefined }
   }
@@ -173,7 +195,17 @@ export class Hub {
     if (state === undefined) return undefined
     const session = new Session(this, state, 'pull')
     await session.attach(sink, { catchUp: true })
+    await this.attached(session)
     return session
+  }
+
+  /** Tells the channel source that a session closed. */
+  async sessionClosed(session: Session): Promise<void> {
+    try {
+      await this.source?.closed?.(session)
+    } catch (error) {
+      this.logError(error, 'the channel source failed on a closed session')
+    }
   }
 
   /**
@@ -237,6 +269,14 @@ export class Hub {
       } catch (error) {
         this.logError(error, 'delivering a broadcast failed')
       }
+    }
+  }
+
+  private async attached(session: Session): Promise<void> {
+    try {
+      await this.source?.attached?.(session)
+    } catch (error) {
+      this.logError(error, 'the channel source failed on an attached session')
     }
   }
 

@@ -13,3 +13,4 @@ export {
   Outgoing, pingMessage, controlStream, isInternalStream, broadcastReply, disconnectMessage, buildIdentifier,
   type ServerMessage, type Encoder, type WelcomeMessage, type PingMessage, type IdentifierReply, type DisconnectMessage, type DataMessage
 } from './protocol.js'
+export type { ChannelSource } from './channel-source.js'
