@@ -8,6 +8,9 @@ forceLongPoll.checked = params.get('transport') === 'long-poll'
 $('name').value = params.get('name') ?? ''
 $('room').value = params.get('room') ?? 'lobby'
 
+// Behind ACTION_CABLE_URL the Rails app's connection identifies the user by this cookie (rt forwards cookies).
+document.cookie = `user=${encodeURIComponent($('name').value.trim() || 'anonymous')}; path=/; SameSite=Lax`
+
 const consumer = createConsumer({
   url: location.origin,
   transports: ['sse', 'long-poll'],

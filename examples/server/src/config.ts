@@ -11,6 +11,8 @@ export interface ExampleConfig {
   /** Secret that signs streams (`signed_stream_name`). */
   streamsSecret: string
   redisUrl: string | undefined
+  /** With ACTION_CABLE_URL: the upstream Action Cable server whose channels (ChatChannel too) rt serves. */
+  actionCable: { url: string; origin: string } | undefined
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ExampleConfig {
@@ -23,6 +25,10 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ExampleConf
     broadcastKey,
     generatedKey: !env.RT_BROADCAST_KEY,
     streamsSecret: env.RT_STREAMS_SECRET || randomBytes(16).toString('hex'),
-    redisUrl: env.REDIS_URL || undefined
+    redisUrl: env.REDIS_URL || undefined,
+    actionCable: env.ACTION_CABLE_URL
+      // The Origin of upstream handshakes: ACTION_CABLE_ORIGIN, or the upstream's own http(s) origin (Rails allows its own host).
+      ? { url: env.ACTION_CABLE_URL, origin: env.ACTION_CABLE_ORIGIN || new URL(env.ACTION_CABLE_URL.replace(/^ws/, 'http')).origin }
+      : undefined
   }
 }

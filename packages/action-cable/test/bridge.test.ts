@@ -1,5 +1,5 @@
 import t from 'tap'
-import { startCable } from './cable.js'
+import { startCable } from './fixture/cable.mjs'
 import { LOBBY, counters, eventually, json, open, poll, pollUntil, room, speak, startBridge, subscribe, subscribed } from './helpers.js'
 
 const cable = await startCable()
@@ -114,4 +114,27 @@ t.test('200 sessions bridged at once; fastify.close() closes every upstream sock
   t.equal(app.rtActionCable.socketCount, 0)
   await eventually(() => counters().sockets === before.sockets, 'every upstream socket closed')
   t.same(counters(), before, 'no upstream socket or timer left')
+})
+
+t.test('JS channels win by name; every other channel goes upstream', async (t) => {
+  const { app, base } = await startBridge(t, cable, {}, {
+    channels: { ChatChannel: { subscribed: (ctx) => ctx.streamFrom('js_chat') } }
+  })
+  const body = JSON.stringify(subscribe(LOBBY))
+  const stream = await open(`${base}/events`, { method: 'POST', headers: ann, body })
+  await stream.nextMatching((e) => e.event === 'confirm_subscription')
+  await cable.broadcast({ room: 'lobby', data: { from: 'rails' } })
+  await app.rt.publish('js_chat', { from: 'js' })
+  const message = json(await stream.nextMatching((e) => e.event === 'message')) as { message: unknown }
+  t.same(message.message, { from: 'js' }, 'the JS ChatChannel serves the name, not the upstream one')
+  stream.close()
+})
+
+t.test('a long-poll session that expires closes its upstream socket', async (t) => {
+  const { app, base } = await startBridge(t, cable)
+  const first = await poll(base, { cookie: 'user=erin', lines: [subscribe(LOBBY)] })
+  t.equal(first.status, 200)
+  t.equal(app.rtActionCable.socketCount, 1)
+  // No further poll: the keepalive runs out and the session ends, and with it its upstream socket.
+  await eventually(() => app.rtActionCable.socketCount === 0, 'the expired session\'s socket closed', 30_000)
 })

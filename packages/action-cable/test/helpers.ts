@@ -4,7 +4,7 @@ import { rtSse } from '@rt/sse'
 import { rtLongPoll } from '@rt/long-poll'
 import { rtSessions } from '@rt/sessions'
 import { rtActionCable, upstreamCounters, type RtActionCableOptions } from '../src/index.js'
-import type { Cable } from './cable.js'
+import type { Cable } from './fixture/cable.mjs'
 
 export { open, subscribed, json, type EventStream, type SseEvent } from './sse-client.js'
 
@@ -27,7 +27,7 @@ export async function startBridge(
   await app.register(rtCore, core)
   await app.register(rtActionCable, { url: cable.url, origin: cable.origin, forwardHeaders: ['cookie'], ...options })
   await app.register(rtSse, { pingInterval: 60_000 })
-  await app.register(rtLongPoll, { pollInterval: 2, flushInterval: 10 })
+  await app.register(rtLongPoll, { pollInterval: 2, flushInterval: 10, keepaliveTimeout: 1 })
   await app.register(rtSessions, { prefix: '/sessions' })
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())

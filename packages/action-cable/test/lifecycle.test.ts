@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { startCable } from './cable.js'
+import { startCable } from './fixture/cable.mjs'
 import { LOBBY, counters, eventually, json, open, startBridge, subscribed, type EventStream } from './helpers.js'
 
 const cable = await startCable()

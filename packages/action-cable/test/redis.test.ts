@@ -8,7 +8,7 @@ import { rtCore } from '@rt/core'
 import { RedisBroker, RedisSessionStore } from '@rt/redis'
 import { rtLongPoll } from '@rt/long-poll'
 import { rtActionCable } from '../src/index.js'
-import { startCable } from './cable.js'
+import { startCable } from './fixture/cable.mjs'
 import { LOBBY, poll, pollUntil, subscribe } from './helpers.js'
 
 const cable = await startCable()

@@ -4,7 +4,7 @@ import t from 'tap'
 import { rtCore } from '@rt/core'
 import { rtSessions } from '@rt/sessions'
 import { rtActionCable } from '../src/index.js'
-import { startCable } from './cable.js'
+import { startCable } from './fixture/cable.mjs'
 import { json, open } from './helpers.js'
 
 const cable = await startCable()
