@@ -62,7 +62,7 @@ t.test('a channel source: unknown channels, open (state or 401), attached, close
 
 t.test('a failing source hook is logged, never a crash', async (t) => {
   const errors: string[] = []
-  const hub = new Hub({ broker: new MemoryBroker(), store: new MemorySessionStore(), logger: { error: (_o: unknown, m: string) => errors.push(m), warn: () => undefined } })
+  const hub = new Hub({ broker: new MemoryBroker(), store: new MemorySessionStore(), logger: { error: ((_o: unknown, m: string) => { errors.push(m) }) as never, warn: (() => undefined) as never } })
   hub.useChannelSource({
     channel: () => undefined,
     attached: async () => { throw new Error('boom') },
