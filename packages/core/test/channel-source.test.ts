@@ -74,3 +74,19 @@ t.test('a failing source hook is logged, never a crash', async (t) => {
   t.same(errors, ['@rt/core: the channel source failed on an attached session', '@rt/core: the channel source failed on a closed session'])
   hub.close()
 })
+
+t.test('store records of rt itself ($rt: keys) are never restored or resumed as sessions', async (t) => {
+  const store = new MemorySessionStore()
+  const hub = new Hub({ broker: new MemoryBroker(), store })
+  const record = { sid: '$rt:ac-holder:x', identity: { holder: 'p' }, subscriptions: {}, positions: {}, outbox: [], transport: {}, lease: 0, createdAt: 0 }
+  await store.create(record, 10_000)
+  const restored = await hub.connect(request, { send: () => undefined }, { restoreSid: record.sid })
+  if (!('session' in restored)) throw new Error('rejected')
+  t.equal(restored.restored, false, 'a new session, not the record')
+  t.same(restored.session.state.identity, {})
+  t.equal(await hub.resume(record.sid, { send: () => undefined }), undefined)
+  t.ok(await store.get(record.sid), 'the record is untouched')
+  await restored.session.close()
+  hub.close()
+  await store.close()
+})

@@ -48,6 +48,12 @@ export interface ConnectOptions {
   resumable?: boolean
 }
 
+/**
+ * Session-store keys starting with `$rt:` are rt's own records (e.g. `@rt/action-cable`'s holder records),
+ * never sessions: a client-sent sid naming one neither restores nor resumes it. Session ids are base64url.
+ */
+const isInternalRecord = (sid: string): boolean => sid.startsWith('$rt:')
+
 const ID_BYTES = 16
 const POOL_SIZE = 256 * ID_BYTES
 let pool = Buffer.alloc(0)
@@ -191,6 +197,7 @@ export class Hub {
    * from its confirmed positions. `undefined` when the session does not exist.
    */
   async resume(sid: string, sink: SessionSink, ttlMs?: number): Promise<Session | undefined> {
+    if (isInternalRecord(sid)) return undefined
     const state = await this.store.claim(sid, this.ttl(ttlMs))
     if (state === undefined) return undefined
     const session = new Session(this, state, 'pull')
@@ -281,6 +288,7 @@ export class Hub {
   }
 
   private async takeOver(sid: string): Promise<SessionState | undefined> {
+    if (isInternalRecord(sid)) return undefined
     const state = await this.store.get(sid)
     if (state !== undefined) await this.store.delete(sid)
     return state
