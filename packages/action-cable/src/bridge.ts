@@ -321,10 +321,9 @@ export class ActionCableBridge implements ChannelSource {
     const live = [...held.live]
     const sids = [...held.sids]
     await this.release(upstream)
-    await Promise.all(live.map((session) => session.disconnect(reason, false)))
+    await Promise.all(live.map((session) => this.endSession(session, reason)))
     // Pull sessions have no connection to end: forgetting them makes their next request a 401.
     await Promise.all(sids.map((sid) => this.hub.store.delete(sid).catch(() => undefined)))
-    for (const session of live) await this.endSession(session, reason)
   }
 
   private async endSession(session: Session, reason: string): Promise<void> {
