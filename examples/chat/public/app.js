@@ -7,6 +7,9 @@ forceLongPoll.checked = params.get('transport') === 'long-poll'
 $('name').value = params.get('name') ?? ''
 $('room').value = params.get('room') ?? 'lobby'
 
+// Behind ACTION_CABLE_URL the Rails app's connection identifies the user by this cookie (rt forwards cookies).
+document.cookie = `user=${encodeURIComponent($('name').value.trim() || 'anonymous')}; path=/; SameSite=Lax`
+
 const shared = params.get('share') === '1'
 const options = {
   url: location.origin,

@@ -8,6 +8,7 @@ import { rtSse } from '@rt/sse'
 import { rtLongPoll } from '@rt/long-poll'
 import { rtCategoryPoll } from '@rt/category-poll'
 import { RedisBroker, RedisSessionStore } from '@rt/redis'
+import { rtActionCable } from '@rt/action-cable'
 import { ChatChannel } from './chat-channel.js'
 import type { ExampleConfig } from './config.js'
 
@@ -60,12 +61,19 @@ export async function buildApp(config: ExampleConfig, options: { logger?: boolea
     ...redis,
     broadcastKey: config.broadcastKey,
     metrics: true,
-    channels: { ChatChannel },
+    // With an upstream Action Cable server, its ChatChannel (and every other channel) is served instead.
+    channels: config.actionCable === undefined ? { ChatChannel } : {},
     publicStreams: true,
     streamsSecret: config.streamsSecret
   })
   endpoints.push({ method: 'POST', path: '/_broadcast', what: 'publish: {"stream","data"} with Authorization: Bearer <key>' })
   endpoints.push({ method: 'GET', path: '/metrics', what: 'Prometheus metrics' })
+
+  // --- @rt/action-cable: with ACTION_CABLE_URL, a Rails app's channels over every transport below ---
+  if (config.actionCable !== undefined) {
+    await app.register(rtActionCable, { url: config.actionCable.url, origin: config.actionCable.origin, forwardHeaders: ['cookie', 'authorization'] })
+  }
+  // --- end @rt/action-cable -------------------------------------------------------------
 
   // --- @rt/sessions: the actioncable-to-eventsource API under /sessions -------------
   await app.register(rtSessions, { prefix: '/sessions' })

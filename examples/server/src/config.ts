@@ -16,6 +16,8 @@ export interface ExampleConfig {
   tls: { key: string; cert: string } | undefined
   /** Serve HTTP/2 (with HTTP/1.1 for the clients that do not speak it) when TLS is on. Default on; HTTP2=0 turns it off. */
   http2: boolean
+  /** With ACTION_CABLE_URL: the upstream Action Cable server whose channels (ChatChannel too) rt serves. */
+  actionCable: { url: string; origin: string } | undefined
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ExampleConfig {
@@ -32,6 +34,10 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ExampleConf
     streamsSecret: env.RT_STREAMS_SECRET || randomBytes(16).toString('hex'),
     redisUrl: env.REDIS_URL || undefined,
     tls: env.TLS_KEY && env.TLS_CERT ? { key: readFileSync(env.TLS_KEY, 'utf8'), cert: readFileSync(env.TLS_CERT, 'utf8') } : undefined,
-    http2: env.HTTP2 !== '0'
+    http2: env.HTTP2 !== '0',
+    actionCable: env.ACTION_CABLE_URL
+      // The Origin of upstream handshakes: ACTION_CABLE_ORIGIN, or the upstream's own http(s) origin (Rails allows its own host).
+      ? { url: env.ACTION_CABLE_URL, origin: env.ACTION_CABLE_ORIGIN || new URL(env.ACTION_CABLE_URL.replace(/^ws/, 'http')).origin }
+      : undefined
   }
 }

@@ -47,6 +47,8 @@ export interface SessionState {
   lease: number
   /** ms since the Unix epoch. */
   createdAt: number
+  /** State of the hub's channel source for this session (e.g. its upstream connection), copied on restore. */
+  sourceState?: Record<string, unknown>
 }
 
 /**

@@ -51,11 +51,13 @@ export interface PollAnswer {
 export function translate(outgoing: Outgoing): { type: CableEvent['type']; identifier: string; message?: unknown; timestamp: number } | undefined {
   const message = outgoing.message
   if (!('identifier' in message)) return undefined
-  if ('message' in message) {
-    return { type: 'received', identifier: message.identifier, message: message.message, timestamp: outgoing.source?.timestamp ?? Date.now() }
-  }
-  if (message.type === 'confirm_subscription') return { type: 'connected', identifier: message.identifier, timestamp: Date.now() }
-  if (message.type === 'reject_subscription') return { type: 'rejected', identifier: message.identifier, timestamp: Date.now() }
+  const timestamp = outgoing.source?.timestamp ?? Date.now()
+  // Also as stream notices (`broadcast_type`), which carry a `message`: @rt/action-cable's upstream socket was lost and re-opened.
+  if (message.type === 'confirm_subscription') return { type: 'connected', identifier: message.identifier, timestamp }
+  if (message.type === 'reject_subscription') return { type: 'rejected', identifier: message.identifier, timestamp }
+  // Messages may have been missed (the upstream connection dropped, or history no longer covers the gap).
+  if (message.type === 'reject_history') return { type: 'disconnected', identifier: message.identifier, timestamp }
+  if ('message' in message) return { type: 'received', identifier: message.identifier, message: message.message, timestamp }
   return undefined
 }
 

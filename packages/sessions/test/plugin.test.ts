@@ -187,6 +187,11 @@ t.test('encoder, queue, timers, identifiers and translation', async (t) => {
   t.equal(translate(new Outgoing({ type: 'confirm_history', identifier })), undefined)
   t.equal(translate(new Outgoing({ type: 'disconnect', reason: 'remote', reconnect: false })), undefined)
   t.match(translate(new Outgoing({ identifier, message: 1 })), { type: 'received', message: 1 }, 'a transmission has no source: now')
+  t.match(translate(new Outgoing({ type: 'reject_history', identifier })), { type: 'disconnected', identifier }, 'messages may have been missed')
+  t.match(translate(new Outgoing({ type: 'reject_history', identifier, message: { reason: 'upstream_disconnected' } })), { type: 'disconnected' },
+    'a stream notice of a lost upstream socket')
+  t.match(translate(new Outgoing({ type: 'confirm_subscription', identifier, message: { reason: 'upstream_reconnected' } })), { type: 'connected' },
+    'a stream notice of a re-subscription')
   t.match(translate(new Outgoing({ type: 'custom', identifier, message: 2 }, { stream: 's', offset: 1, epoch: 'e', timestamp: 5, data: 2 })), { type: 'received', timestamp: 5 })
 })
 

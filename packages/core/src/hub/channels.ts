@@ -32,6 +32,8 @@ export interface ChannelContext {
   readonly identifier: string
   /** The session id. */
   readonly sid: string
+  /** What the hub's channel source stored with the session (see `ChannelSource.open`). */
+  readonly sourceState?: Record<string, unknown> | undefined
   /** Starts delivering a stream's broadcasts to this subscription; `options` opt it into whispers and presence. */
   streamFrom(stream: string, options?: StreamFromOptions): void
   /** Stops delivering a stream's broadcasts to this subscription. */
@@ -60,6 +62,8 @@ export interface Channel {
   unsubscribed?(ctx: ChannelContext): unknown
   /** `perform(action, data)` from the client calls `actions[action](ctx, data)`. */
   actions?: Record<string, (ctx: ChannelContext, data: Record<string, unknown>) => unknown>
+  /** Any action not in `actions` (a channel source forwarding every action, e.g. upstream). */
+  perform?(ctx: ChannelContext, action: string, data: Record<string, unknown>): unknown
 }
 
 export type Channels = Record<string, Channel>

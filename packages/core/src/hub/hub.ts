@@ -6,6 +6,7 @@ import { DEFAULT_LIMITS, type Limits } from '../limits.js'
 import { PUBSUB_CHANNEL, TURBO_CHANNEL, pubsubChannel, turboChannel, type Authenticate, type Channel, type Channels, type Identity } from './channels.js'
 import { requestToken, verifyJwt, type JwtOptions } from './jwt.js'
 import { PresenceTracker } from './presence.js'
+import type { ChannelSource } from './channel-source.js'
 import { Outgoing, controlStream } from './protocol.js'
 import { REMOTE_COMMANDS_STREAM, RecentDisconnects, canonicalIdentity, disconnectTarget, type RemoteDisconnect } from './remote-disconnect.js'
 import { Session, type SessionMode, type SessionSink } from './session.js'
@@ -71,6 +72,12 @@ export interface ConnectOptions {
   resumable?: boolean
 }
 
+/**
+ * Session-store keys starting with `$rt:` are rt's own records (e.g. `@rt/action-cable`'s holder records),
+ * never sessions: a client-sent sid naming one neither restores nor resumes it. Session ids are base64url.
+ */
+const isInternalRecord = (sid: string): boolean => sid.startsWith('$rt:')
+
 const ID_BYTES = 16
 const POOL_SIZE = 256 * ID_BYTES
 let pool = Buffer.alloc(0)
@@ -106,6 +113,7 @@ export class Hub {
   private readonly channels = new Map<string, Channel>()
   private readonly authenticator: Authenticate | undefined
   private readonly logger: Pick<FastifyBaseLogger, 'error' | 'warn'> | undefined
+  private source: ChannelSource | undefined
   /** stream → sessions of this process receiving it, with the one broker subscription they share. */
   private readonly fanout = new Map<string, { sessions: Set<Session>; unsubscribe: () => void }>()
   /** Presence sets: joins, leaves, info, expiry. */
@@ -153,8 +161,20 @@ export class Hub {
     return this.fanout.get(stream)?.sessions.size ?? 0
   }
 
+  /** A JS channel by name, else the channel source's (see {@link useChannelSource}). */
   channel(name: string): Channel | undefined {
-    return this.channels.get(name)
+    return this.channels.get(name) ?? this.source?.channel(name)
+  }
+
+  /** Installs the one source of the channels that are not JS channels (e.g. `@rt/action-cable`). */
+  useChannelSource(source: ChannelSource): void {
+    if (this.source !== undefined) throw new Error('@rt/core: a channel source is already installed on this hub')
+    this.source = source
+  }
+
+  /** The installed channel source, if any. */
+  get channelSource(): ChannelSource | undefined {
+    return this.source
   }
 
   /**
@@ -196,8 +216,14 @@ export class Hub {
       if (typeof identified === 'string') return { rejected: identified }
       identity = identified
     }
+    const sid = newSessionId()
+    let sourceState = previous?.sourceState
+    if (previous === undefined && this.source?.open !== undefined) {
+      sourceState = await this.source.open(request, sid)
+      if (sourceState === undefined) return { rejected: 'unauthorized' }
+    }
     const state: SessionState = {
-      sid: newSessionId(),
+      sid,
       identity,
       subscriptions: previous?.subscriptions ?? {},
       positions: {},
@@ -209,6 +235,7 @@ export class Hub {
     const restoredIds = previous === undefined ? undefined : Object.keys(state.subscriptions)
     // Live messages of the restored subscriptions wait for the history the client asks for next (see SessionState.restoring).
     if (restoredIds !== undefined && restoredIds.length > 0) state.restoring = { identifiers: restoredIds, until: Date.now() + this.restoreWaitMs }
+    if (sourceState !== undefined) state.sourceState = sourceState
     const resumable = mode === 'pull' || options.resumable !== false
     const session = new Session(this, state, mode, resumable)
     sink.send(new Outgoing(restoredIds === undefined
@@ -218,6 +245,7 @@ export class Hub {
     if (previous !== undefined) await this.presence.transfer(previous.sid, state)
     // A restored session continues from now; the client asks for what it missed with `history`, which goes out first.
     await session.attach(sink, { catchUp: false })
+    await this.sourceAttached(session)
     if (options.remoteCommands === true && mode === 'live') session.acceptRemoteCommands()
     return { session, restored: previous !== undefined }
   }
@@ -230,6 +258,7 @@ export class Hub {
    * claimed it first; see `SessionStore.claim`).
    */
   async resume(sid: string, sink: SessionSink, ttlMs?: number, ifLease?: number): Promise<Session | undefined> {
+    if (isInternalRecord(sid)) return undefined
     const state = await this.store.claim(sid, this.ttl(ttlMs), ifLease)
     if (state === undefined) return undefined
     const session = new Session(this, state, 'pull')
@@ -241,7 +270,17 @@ export class Hub {
       return session
     }
     await session.attach(sink, { catchUp: true })
+    await this.sourceAttached(session)
     return session
+  }
+
+  /** Tells the channel source that a session closed. */
+  async sessionClosed(session: Session): Promise<void> {
+    try {
+      await this.source?.closed?.(session)
+    } catch (error) {
+      this.logError(error, 'the channel source failed on a closed session')
+    }
   }
 
   /**
@@ -380,7 +419,16 @@ export class Hub {
     }
   }
 
+  private async sourceAttached(session: Session): Promise<void> {
+    try {
+      await this.source?.attached?.(session)
+    } catch (error) {
+      this.logError(error, 'the channel source failed on an attached session')
+    }
+  }
+
   private async takeOver(sid: string): Promise<SessionState | undefined> {
+    if (isInternalRecord(sid)) return undefined
     const state = await this.store.get(sid)
     if (state !== undefined) await this.store.delete(sid)
     return state

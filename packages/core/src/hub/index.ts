@@ -19,3 +19,4 @@ export {
   Outgoing, encodeServerMessage, encodeDataPayload, pingMessage, controlStream, sortKeysDeep, isInternalStream, broadcastReply, disconnectMessage, buildIdentifier,
   type PingPrecision, type ServerMessage, type Encoder, type WelcomeMessage, type PingMessage, type IdentifierReply, type DisconnectMessage, type DataMessage
 } from './protocol.js'
+export type { ChannelSource } from './channel-source.js'

@@ -150,6 +150,7 @@ export class Session {
       await this.callUnsubscribed(identifier, subscription)
     }
     await this.hub.presenceEnded(this.state)
+    await this.hub.sessionClosed(this)
     if (this.mode === 'live' && this.resumable) await this.hub.persist(this)
   }
 
@@ -266,8 +267,10 @@ export class Session {
     if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return fail('perform data must be a JSON object')
     const action = (payload as { action?: unknown }).action
     if (typeof action !== 'string') return fail('perform data must name an "action"')
-    const actions = this.hub.channel(subscription.channel)?.actions
-    const handler = actions !== undefined && Object.hasOwn(actions, action) ? actions[action] : undefined
+    const channel = this.hub.channel(subscription.channel)
+    const actions = channel?.actions
+    const handler = actions !== undefined && Object.hasOwn(actions, action) ? actions[action]
+      : channel?.perform === undefined ? undefined : (ctx: ChannelContext, data: Record<string, unknown>) => channel.perform!(ctx, action, data)
     if (handler === undefined) return fail(`unknown action: ${action}`)
     const streamsBefore = subscription.streams.join('\n')
     const presenceOps: PresenceOp[] = []
@@ -405,6 +408,7 @@ export class Session {
       params: subscription.params,
       identifier,
       sid: this.sid,
+      sourceState: this.state.sourceState,
       streamFrom: (stream, options) => {
         // A name over the limit (from a client's params) is never joined: the subscription is rejected instead.
         if (nameProblem(stream, this.hub.limits) !== undefined) return hooks.reject()

@@ -1,0 +1,87 @@
+import t, { type Test } from 'tap'
+import { startCable } from './fixture/cable.mjs'
+import { LOBBY, counters, eventually, json, open, startBridge, subscribed, type EventStream } from './helpers.js'
+
+const cable = await startCable()
+t.teardown(() => cable.stop())
+
+const ann = { cookie: 'user=ann' }
+const lobbyPost = (base: string): Promise<EventStream> =>
+  open(`${base}/events`, { method: 'POST', headers: ann, body: JSON.stringify({ command: 'subscribe', identifier: LOBBY }) })
+const fast = { reconnectDelay: 50, reconnectMaxDelay: 200, pingInterval: 3000 }
+
+/** Reads until the bridge said the subscription may have missed messages, and then that it was confirmed again. */
+async function toldAndResubscribed(t: Test, stream: EventStream): Promise<void> {
+  const lost = json(await stream.nextMatching((e) => e.event === 'reject_history')) as Record<string, unknown>
+  t.equal(lost.identifier, LOBBY, 'told: reject_history for the subscription')
+  const again = json(await stream.nextMatching((e) => e.event === 'confirm_subscription')) as Record<string, unknown>
+  t.equal(again.identifier, LOBBY, 'told: confirmed again upstream')
+}
+
+t.test('upstream server_restart (reconnect: true): the bridge reconnects, re-subscribes, tells the client', async (t) => {
+  const { base } = await startBridge(t, cable, fast)
+  const stream = await lobbyPost(base)
+  await stream.nextMatching((e) => e.event === 'confirm_subscription')
+  await cable.post('/restart')
+  await toldAndResubscribed(t, stream)
+  await cable.broadcast({ room: 'lobby', data: { after: 'restart' } })
+  const message = json(await stream.nextMatching((e) => e.event === 'message')) as { message: unknown }
+  t.same(message.message, { after: 'restart' }, 'later broadcasts are delivered')
+  stream.close()
+})
+
+t.test('a killed upstream (SIGKILL puma, start again): told, re-subscribed, later broadcasts delivered', async (t) => {
+  const { app, base } = await startBridge(t, cable, fast)
+  const stream = await lobbyPost(base)
+  await stream.nextMatching((e) => e.event === 'confirm_subscription')
+  await cable.kill()
+  const lost = json(await stream.nextMatching((e) => e.event === 'reject_history')) as Record<string, unknown>
+  t.equal(lost.identifier, LOBBY, 'told while the upstream is down')
+  t.equal(app.rtActionCable.socketCount, 1, 'the session keeps its (reconnecting) upstream connection')
+  await cable.start()
+  const again = json(await stream.nextMatching((e) => e.event === 'confirm_subscription')) as Record<string, unknown>
+  t.equal(again.identifier, LOBBY, 're-subscribed once the upstream is back')
+  await cable.broadcast({ room: 'lobby', data: { after: 'kill' } })
+  const message = json(await stream.nextMatching((e) => e.event === 'message')) as { message: unknown }
+  t.same(message.message, { after: 'kill' })
+  stream.close()
+})
+
+t.test('a silent upstream (no ping for 2× the interval) counts as dropped', async (t) => {
+  // Pings come every 3 s; claiming 100 ms makes every socket look silent: it is dropped and re-opened, and the client told.
+  const { base } = await startBridge(t, cable, { ...fast, pingInterval: 100 })
+  const stream = await lobbyPost(base)
+  await stream.nextMatching((e) => e.event === 'confirm_subscription')
+  await toldAndResubscribed(t, stream)
+  stream.close()
+})
+
+t.test('disconnect with reconnect: false from upstream ends the rt session with the same reason', async (t) => {
+  const { app, base } = await startBridge(t, cable, fast)
+  const get = await subscribed(`${base}/events?identifier=${encodeURIComponent(LOBBY)}`, 1, { headers: { cookie: 'user=carl' } })
+  await cable.post('/kick', { user: 'carl', reason: 'banned' })
+  const end = json(await get.nextMatching((e) => e.event === 'disconnect'))
+  t.same(end, { type: 'disconnect', reason: 'banned', reconnect: false })
+  await get.end()
+  await eventually(() => app.rtActionCable.socketCount === 0, 'the upstream socket closed with its session')
+})
+
+t.test('an upstream that refuses the re-connect (unauthorized) ends the rt session: disconnect unauthorized', async (t) => {
+  const { app, base } = await startBridge(t, cable, fast)
+  const get = await subscribed(`${base}/events?identifier=${encodeURIComponent(LOBBY)}`, 1, { headers: { cookie: 'user=dave' } })
+  await cable.post('/revoke', { user: 'dave' })
+  await cable.post('/restart')
+  await get.nextMatching((e) => e.event === 'reject_history')
+  const end = json(await get.nextMatching((e) => e.event === 'disconnect'))
+  t.same(end, { type: 'disconnect', reason: 'unauthorized', reconnect: false })
+  await get.end()
+  await eventually(() => app.rtActionCable.socketCount === 0, 'no socket left')
+  const again = await open(`${base}/events?identifier=${encodeURIComponent(LOBBY)}`, { headers: { cookie: 'user=dave' } })
+  t.equal(again.status, 401, 'and a new connection is refused')
+  await again.end()
+})
+
+t.test('nothing leaks', async (t) => {
+  await eventually(() => counters().sockets === 0 && counters().timers === 0, 'every socket and timer released')
+  t.same(counters(), { sockets: 0, timers: 0 })
+})

@@ -1,0 +1,82 @@
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import t from 'tap'
+import { rtCore } from '@rt/core'
+import { RedisBroker, RedisSessionStore } from '@rt/redis'
+import { rtLongPoll } from '@rt/long-poll'
+import { rtActionCable } from '../src/index.js'
+import { startCable } from './fixture/cable.mjs'
+import { LOBBY, poll, pollUntil, subscribe } from './helpers.js'
+
+const cable = await startCable()
+t.teardown(() => cable.stop())
+const prefix = `rt-test-ac-${randomBytes(4).toString('hex')}:`
+const HOLDER_TTL = 600
+t.teardown(async () => {
+  // Only this test's keys (never FLUSHALL: Redis is shared).
+  const admin = new Redis('redis://127.0.0.1:6379')
+  let cursor = '0'
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    if (keys.length > 0) await admin.del(...keys)
+    cursor = next
+  } while (cursor !== '0')
+  await admin.quit()
+})
+
+/** A bridged rt process on Redis in a child process (so it can be killed), and its URL. */
+async function childNode(): Promise<{ url: string; kill(): Promise<void> }> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./fixture/rt-node.mjs', import.meta.url))], {
+    env: { ...process.env, CABLE_URL: cable.url, CABLE_ORIGIN: cable.origin, KEY_PREFIX: prefix, HOLDER_TTL: String(HOLDER_TTL) },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += String(chunk)
+      const match = /LISTENING (\S+)/.exec(out)
+      if (match !== null) resolve(match[1]!)
+    })
+    child.once('exit', (code) => reject(new Error(`the rt child exited (${code}) before listening`)))
+  })
+  t.teardown(() => { child.kill('SIGKILL') })
+  return { url, kill: async () => { child.kill('SIGKILL'); await exited } }
+}
+
+t.test('with Redis, any process answers a poll; the holder of the upstream socket killed → a poll elsewhere re-opens it', async (t) => {
+  const a = await childNode()
+  const app = Fastify()
+  const broker = new RedisBroker({ url: 'redis://127.0.0.1:6379', keyPrefix: prefix })
+  const sessionStore = new RedisSessionStore({ url: 'redis://127.0.0.1:6379', keyPrefix: prefix })
+  await app.register(rtCore, { broker, sessionStore })
+  await app.register(rtActionCable, { url: cable.url, origin: cable.origin, holderTtl: HOLDER_TTL, commandTimeout: 1000 })
+  await app.register(rtLongPoll, { pollInterval: 1, flushInterval: 10 })
+  const b = await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(async () => {
+    await app.close()
+    await sessionStore.close()
+    await broker.close()
+  })
+
+  const connect = await poll(a.url, { cookie: 'user=ann', lines: [subscribe(LOBBY)] })
+  t.equal(connect.status, 200)
+  t.ok(connect.messages.some((m) => m.type === 'confirm_subscription'), 'subscribed through process A')
+  const id = connect.id!
+
+  await cable.broadcast({ room: 'lobby', data: { n: 1 } })
+  const onB = await pollUntil(b, id, (m) => 'message' in m && (m.message as { n?: number }).n === 1)
+  t.ok(onB.length > 0, 'process B answers the poll while A holds the upstream socket')
+  t.equal(app.rtActionCable.socketCount, 0, 'B holds no upstream socket meanwhile')
+
+  await a.kill()
+  const reopened = await pollUntil(b, id, (m) => m.type === 'confirm_subscription')
+  t.ok(reopened.some((m) => m.type === 'reject_history' && m.identifier === LOBBY), 'the client is told that messages may have been missed')
+  t.equal(app.rtActionCable.socketCount, 1, 'B re-opened the upstream socket')
+  await cable.broadcast({ room: 'lobby', data: { n: 2 } })
+  await pollUntil(b, id, (m) => 'message' in m && (m.message as { n?: number }).n === 2)
+  t.pass('later broadcasts are delivered through the re-opened socket')
+})
