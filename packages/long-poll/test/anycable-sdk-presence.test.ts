@@ -2,7 +2,7 @@ import { createCable, type Cable, type Channel } from '@anycable/core'
 import { SignJWT } from 'jose'
 import t from 'tap'
 import { FAST, connectTo, payloads, poll, pubsub, serve, until } from './helpers.js'
-import { LongPollingTransport } from './sdk-transport.js'
+import { AnyCableLongPollingTransport } from './anycable-sdk-transport.js'
 
 const JWT_SECRET = 'sdk-jwt-secret'
 
@@ -11,7 +11,7 @@ const tokenFor = (user: string, exp = Math.floor(Date.now() / 1000) + 600): Prom
   new SignJWT({ ext: JSON.stringify({ user }) }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(exp).sign(new TextEncoder().encode(JWT_SECRET))
 
 async function cableFor(t: { teardown(fn: () => unknown): void }, url: string, user: string, token?: string): Promise<Cable> {
-  const transport = new LongPollingTransport(url)
+  const transport = new AnyCableLongPollingTransport(url, { cooldown: 50, sendBuffer: 20, pingInterval: 1000 })
   transport.setToken(token ?? (await tokenFor(user)))
   const cable = createCable({ transport, protocol: 'actioncable-v1-ext-json', logLevel: 'error' })
   t.teardown(() => cable.disconnect())
