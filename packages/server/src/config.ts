@@ -150,6 +150,8 @@ function describe(name: FlagName): string {
     return maximum === undefined ? `an integer >= ${minimum}` : `an integer from ${minimum} to ${maximum}`
   }
   if (schema.type === 'boolean') return 'true or false'
+  const expected = (schema as { 'x-expected'?: string })['x-expected']
+  if (expected !== undefined) return expected
   const pattern = (schema as { pattern?: string }).pattern
   if (pattern !== undefined) return pattern.startsWith('^(') ? 'a path starting with "/", or empty' : 'a path starting with "/"'
   return 'a string'

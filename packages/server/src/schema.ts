@@ -8,7 +8,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 export type FlagOrigin = 'anycable' | 'golongpoll' | 'rt'
 
 /** The sections of `--help` and of the README table, in order. */
-export const GROUPS = ['server', 'broadcast', 'broker', 'streams', 'jwt', 'sse', 'poll', 'category', 'sessions', 'log'] as const
+export const GROUPS = ['server', 'broadcast', 'broker', 'streams', 'jwt', 'sse', 'poll', 'category', 'sessions', 'bridge', 'log'] as const
 export type FlagGroup = typeof GROUPS[number]
 
 export const GROUP_TITLES: Record<FlagGroup, string> = {
@@ -21,6 +21,7 @@ export const GROUP_TITLES: Record<FlagGroup, string> = {
   poll: 'LONG POLLING',
   category: 'CATEGORY POLLING (golongpoll)',
   sessions: 'SESSION API (actioncable-to-eventsource)',
+  bridge: 'ACTION CABLE BRIDGE (a Rails Action Cable server as the source of channels)',
   log: 'LOG AND METRICS'
 }
 
@@ -33,6 +34,8 @@ type FlagKeywords = {
   'x-env'?: string[]
   /** Placeholder of the value in `--help` (`<seconds>`, `<path>`). */
   'x-value'?: string
+  /** What a valid value is, for the error message of a string flag whose pattern is not a path. */
+  'x-expected'?: string
 }
 
 function flag<T extends TSchema, K extends FlagKeywords>(schema: (options: K) => T, keywords: K): T {
@@ -130,6 +133,9 @@ export const ServerConfigSchema = Type.Object({
   // --- session API
   sessions_api: bool({ description: 'Serve the actioncable-to-eventsource session API (GET/POST <path>/{session-id})', 'x-origin': 'rt', 'x-group': 'sessions' }),
   sessions_api_path: text('/sessions', { pattern: PATH, description: 'Prefix of the session API', 'x-origin': 'rt', 'x-group': 'sessions', 'x-value': '<path>' }),
+  action_cable_url: text('', { pattern: '^(wss?://\\S+)?$', description: 'Serve the channels of this Action Cable server (its ws:// or wss:// cable URL) over every transport; one upstream WebSocket per session', 'x-origin': 'rt', 'x-group': 'bridge', 'x-value': '<url>', 'x-expected': 'a ws:// or wss:// URL, or empty' }),
+  action_cable_origin: text('', { description: "Origin of the upstream handshakes (one its allowed_request_origins accepts); default: the upstream's own http(s) origin", 'x-origin': 'rt', 'x-group': 'bridge', 'x-value': '<origin>' }),
+  action_cable_forward_headers: text('cookie', { pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~, -]*$', description: 'Comma-separated request headers forwarded to the upstream (an allow-list; Origin is never copied)', 'x-origin': 'rt', 'x-group': 'bridge', 'x-value': '<names>', 'x-expected': 'comma-separated header names' }),
 
   // --- log and metrics
   log_level: flag((o) => Type.Union(['debug', 'info', 'warn', 'error', 'fatal', 'silent'].map((level) => Type.Literal(level)), { default: 'info', ...o }), {

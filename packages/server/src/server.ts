@@ -8,6 +8,7 @@ import { rtSse } from '@rt/sse'
 import { rtLongPoll } from '@rt/long-poll'
 import { rtCategoryPoll } from '@rt/category-poll'
 import { rtSessions } from '@rt/sessions'
+import { rtActionCable } from '@rt/action-cable'
 import { RedisBroker, RedisSessionStore } from '@rt/redis'
 import { ConfigError, resolveConfig } from './config.js'
 import type { ServerConfig } from './schema.js'
@@ -65,6 +66,13 @@ export function jwtOptions(config: ServerConfig): Pick<RtCoreOptions, 'jwtSecret
     return {}
   }
   return { jwtSecret: secret, jwtParam: config.jwt_param, jwtForce: config.enforce_jwt }
+}
+
+/** `--action_cable_*`: the bridge's options (the upstream's own origin unless `--action_cable_origin`). */
+export function actionCableOptions(config: ServerConfig): { url: string; origin: string; forwardHeaders: string[] } {
+  const origin = config.action_cable_origin || new URL(config.action_cable_url.replace(/^ws/, 'http')).origin
+  const forwardHeaders = config.action_cable_forward_headers.split(',').map((name) => name.trim()).filter((name) => name !== '')
+  return { url: config.action_cable_url, origin, forwardHeaders }
 }
 
 /** `--allowed_origins`: empty means any origin, as anycable-go. */
@@ -152,6 +160,11 @@ async function register(app: FastifyInstance, config: ServerConfig, storage: Sto
   endpoints.push({ method: 'POST', path: config.http_broadcast_path, what: 'Accept broadcast requests' })
   if (broadcastKey === undefined && !config.public) {
     app.log.warn(`no --broadcast_key or --secret: ${config.http_broadcast_path} refuses every request`)
+  }
+  if (config.action_cable_url !== '') {
+    // Before the transports: every channel name that is not rt's own is served by the upstream.
+    await app.register(rtActionCable, actionCableOptions(config))
+    app.log.info(`channels come from Action Cable at ${config.action_cable_url}`)
   }
 
   if (config.sse) {

@@ -15,7 +15,7 @@ import { BinProcess, openEventSource, waitFor } from './helpers.js'
 const exec = promisify(execFile)
 const packages = fileURLToPath(new URL('../..', import.meta.url))
 /** @rt/server and the workspace packages it depends on. */
-const PACKED = ['core', 'sse', 'long-poll', 'category-poll', 'sessions', 'redis', 'server']
+const PACKED = ['core', 'sse', 'long-poll', 'category-poll', 'sessions', 'redis', 'action-cable', 'server']
 
 t.test('npx @rt/server from the packed tarballs serves AnyCable and golongpoll clients', async (t) => {
   const scratch = mkdtempSync(join(tmpdir(), 'rt-server-packed-'))

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { deriveBroadcastKey } from '@rt/core'
 import { resolveConfig } from '../src/config.js'
-import { jwtOptions, startServer, type RtServer, type StartServerOptions } from '../src/server.js'
+import { actionCableOptions, jwtOptions, startServer, type RtServer, type StartServerOptions } from '../src/server.js'
 import type { ServerConfig } from '../src/schema.js'
 import { openEventSource, railsSignedStreamName, tcpHandles, waitFor } from './helpers.js'
 
@@ -233,4 +233,18 @@ t.test('JWT flags map to @rt/core\'s options', async (t) => {
   t.same(jwtOptions(config(['--secret', 's'])), { jwtSecret: 's', jwtParam: 'jid', jwtForce: false }, 'the JWT secret defaults to --secret, as anycable-go')
   t.same(jwtOptions(config([])), {}, 'no secret, no JWT')
   t.throws(() => jwtOptions(config(['--enforce_jwt'])), { message: '--enforce_jwt needs --jwt_secret or --secret to verify tokens' })
+})
+
+t.test('--action_cable_url serves an Action Cable server\'s channels through the bridge', async (t) => {
+  const config = (argv: string[]): ServerConfig => (resolveConfig({ argv }) as { config: ServerConfig }).config
+  t.same(actionCableOptions(config(['--action_cable_url', 'wss://rails.example/cable'])),
+    { url: 'wss://rails.example/cable', origin: 'https://rails.example', forwardHeaders: ['cookie'] }, 'the upstream\'s own origin, cookies forwarded')
+  t.same(actionCableOptions(config(['--action_cable_url', 'ws://127.0.0.1:3000/cable', '--action_cable_origin', 'http://app.test', '--action_cable_forward_headers', 'cookie, authorization'])),
+    { url: 'ws://127.0.0.1:3000/cable', origin: 'http://app.test', forwardHeaders: ['cookie', 'authorization'] })
+  t.throws(() => resolveConfig({ argv: ['--action_cable_url', 'http://rails/cable'] }), { message: /--action_cable_url must be a ws:\/\/ or wss:\/\/ URL, or empty/ }, 'only ws:// and wss:// URLs')
+
+  // Nothing listens on port 1: the bridge cannot open the session's upstream socket, so the connection is refused.
+  const server = await start(t, { poll: true, action_cable_url: 'ws://127.0.0.1:1/cable' })
+  const response = await fetch(`${server.url}/lp`, { method: 'POST', headers: { cookie: 'user=ann' }, body: '' })
+  t.equal(response.status, 401, 'an unreachable upstream refuses the client, as Action Cable\'s rejection would')
 })
