@@ -2,6 +2,7 @@ import { acceptAnyBodyAsText, isJournalable, isUnavailable, Journal, readManifes
 import type { FastifyError, FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { errorBody, EventEncoder, json } from './encoder.js'
+import { CategoryFeeds } from './feed.js'
 import { publishHandler } from './handler/publish.js'
 import { HeldPolls, subscribeHandler } from './handler/subscribe.js'
 import { resolveOptions, type CategoryPollOptions as Options } from './options.js'
@@ -69,13 +70,14 @@ async function categoryPollPlugin(fastify: FastifyInstance, raw: RtCategoryPollO
     request.log.error({ err: error }, '@rt/category-poll: request failed')
     return reply.code(500).send(json(errorBody('Internal server error.')))
   })
+  const encoder = new EventEncoder(options.broadcastData)
   const view = { maxEventBufferSize: options.maxEventBufferSize, eventTtlMs: options.eventTtlMs, maxEventsPerResponse: options.maxEventsPerResponse }
   fastify.route({
     // golongpoll reads only the query string, whatever the method; GET and POST cover its clients.
     method: ['GET', 'POST'],
     url: options.subscribePath,
     exposeHeadRoute: false,
-    handler: subscribeHandler(options, { broker, view, encoder: new EventEncoder(options.broadcastData), deleteAfterRead: options.deleteAfterRead, held, log: fastify.log })
+    handler: subscribeHandler(options, { broker, feeds: new CategoryFeeds(broker, encoder), view, encoder, deleteAfterRead: options.deleteAfterRead, held, log: fastify.log })
   })
   if (options.enablePublish) {
     fastify.route({

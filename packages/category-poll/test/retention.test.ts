@@ -39,9 +39,11 @@ t.test('deleteEventAfterFirstRetrieval: a buffered event is returned once (case 
 t.test('deleteEventAfterFirstRetrieval: every parked client gets the event, then it is not buffered (case 37)', async (t) => {
   const broker = new CountingBroker()
   t.teardown(() => broker.close())
-  const s = await start(t, { deleteEventAfterFirstRetrieval: true }, { broker })
+  // A request joins its category synchronously once beforeSubscribe has passed: counting the hook's calls counts held requests.
+  let arrived = 0
+  const s = await start(t, { deleteEventAfterFirstRetrieval: true, beforeSubscribe: () => { arrived++ } }, { broker })
   const held = [s.json('category=n&timeout=30'), s.json('category=n&timeout=30')]
-  await until(() => broker.listeners === 2)
+  await until(() => arrived === 2)
   await s.publish('n', 'ding')
   for (const body of await Promise.all(held)) t.same(eventsOf(body).map((e) => e.data), ['ding'])
   t.equal((await broker.history('n', { since: 0 })).messages.length, 0, 'deleted from the broker')

@@ -8,6 +8,7 @@ import type { Broker, StreamMessage } from '@rt/core'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { isVisibleLive, readBacklog, type CategoryView } from '../cursor.js'
 import { errorBody, json, SUBSCRIBE_HEADERS, timeoutBody, type EventEncoder } from '../encoder.js'
+import type { CategoryFeeds, FeedMember, SharedAnswer } from '../feed.js'
 import type { ResolvedOptions } from '../options.js'
 import { passes } from './guard.js'
 import { parseSubscribeQuery, type SubscribeQuery } from './query.js'
@@ -42,6 +43,8 @@ export function timeoutTimestamp(now: number, sinceTime: number | undefined): nu
 
 interface PollContext {
   broker: Broker
+  /** One broker subscription per category for every held request (see `feed.ts`). */
+  feeds: CategoryFeeds
   view: CategoryView
   encoder: EventEncoder
   deleteAfterRead: boolean
@@ -50,7 +53,7 @@ interface PollContext {
 }
 
 /** One subscribe request from the moment it is valid until it is answered or its client leaves. */
-export class HeldPoll {
+export class HeldPoll implements FeedMember {
   private done = false
   private reading = true
   private readonly pending: StreamMessage[] = []
@@ -58,7 +61,7 @@ export class HeldPoll {
   private unseen!: (message: StreamMessage) => boolean
   /** Events this request's cursor asked for are gone: every answer says so. */
   private incomplete = false
-  private unsubscribe: (() => void) | undefined
+  private leave: (() => void) | undefined
   private timer: NodeJS.Timeout | undefined
 
   constructor(private readonly context: PollContext, private readonly query: SubscribeQuery, private readonly reply: FastifyReply) {}
@@ -71,7 +74,7 @@ export class HeldPoll {
     this.timer = setTimeout(() => this.timeout(), query.timeoutSeconds * 1000)
     try {
       // Listen first, then read history: nothing published in between can fall through the gap.
-      this.unsubscribe = context.broker.subscribe(query.category, this.onMessage)
+      this.leave = context.feeds.join(query.category, this)
       const backlog = await readBacklog(context.broker, query, context.view, Date.now())
       if (this.done) return
       this.unseen = backlog.unseen
@@ -89,30 +92,38 @@ export class HeldPoll {
 
   /** Answers `{"timeout": …}`. */
   timeout(): void {
-    this.send(timeoutBody(timeoutTimestamp(Date.now(), this.query.sinceTime), this.incomplete))
+    this.send(json(timeoutBody(timeoutTimestamp(Date.now(), this.query.sinceTime), this.incomplete)))
   }
 
-  private readonly onMessage = (message: StreamMessage): void => {
-    // A broker may still call a listener it has just removed (a fan-out snapshot): answer only once.
-    if (this.done) return
+  /** A live message of the category (from its feed): held while history is read, answered at once when it is new to this request. */
+  offer(message: StreamMessage, shared: SharedAnswer): void {
+    // Never called once answered: the request left its feed then (and a feed a broker still calls after unsubscribing has no members).
     if (this.reading) {
       this.pending.push(message)
       return
     }
-    if (isVisibleLive(message, this.context.view, Date.now()) && this.unseen(message)) this.answer([message])
+    if (!isVisibleLive(message, this.context.view, Date.now()) || !this.unseen(message)) return
+    // Alone in its answer: the body every poll of the category answered with this event shares.
+    this.send(shared.body(this.incomplete))
+    this.removeRetrieved([message])
   }
 
   private answer(events: StreamMessage[]): void {
-    this.send(this.context.encoder.events(events, this.incomplete))
+    this.send(json(this.context.encoder.events(events, this.incomplete)))
+    this.removeRetrieved(events)
+  }
+
+  /** `deleteEventAfterFirstRetrieval`: what was just answered leaves the category's history. */
+  private removeRetrieved(events: StreamMessage[]): void {
     if (!this.context.deleteAfterRead) return
     this.context.broker.remove(this.query.category, events.map((event) => event.offset)).catch((error: unknown) => {
       this.context.log.error({ err: error }, '@rt/category-poll: could not delete retrieved events')
     })
   }
 
-  private send(body: string): void {
+  private send(body: Buffer): void {
     this.end()
-    void this.reply.code(200).send(json(body))
+    void this.reply.code(200).send(body)
   }
 
   private readonly clientGone = (): void => {
@@ -123,7 +134,7 @@ export class HeldPoll {
   private end(): void {
     this.done = true
     clearTimeout(this.timer)
-    this.unsubscribe?.()
+    this.leave?.()
     this.reply.raw.off('close', this.clientGone)
     this.context.held.delete(this)
   }

@@ -1,0 +1,79 @@
+import { MemoryBroker, type StreamMessage } from '@rt/core'
+import t from 'tap'
+import { EventEncoder, eventsBody } from '../src/encoder.js'
+import { CategoryFeeds, type FeedMember, type SharedAnswer } from '../src/feed.js'
+import { CountingBroker } from './helpers.js'
+
+class Member implements FeedMember {
+  readonly got: Array<{ message: StreamMessage; body: Buffer }> = []
+  constructor(private readonly incomplete = false, private readonly onOffer?: () => void) {}
+  offer(message: StreamMessage, answer: SharedAnswer): void {
+    this.got.push({ message, body: answer.body(this.incomplete) })
+    this.onOffer?.()
+  }
+}
+
+t.test('members of one category share one broker subscription, released with the last member', async (t) => {
+  const broker = new CountingBroker()
+  t.teardown(() => broker.close())
+  const feeds = new CategoryFeeds(broker, new EventEncoder())
+  const [a, b, c] = [new Member(), new Member(), new Member()]
+  const leaveA = feeds.join('x', a)
+  const leaveB = feeds.join('x', b)
+  const leaveC = feeds.join('y', c)
+  t.equal(broker.listeners, 2, 'one subscription per category')
+  t.equal(feeds.size, 2)
+  await broker.publish('x', 'one')
+  t.same([a.got.length, b.got.length, c.got.length], [1, 1, 0])
+  leaveA()
+  leaveA()
+  t.equal(broker.listeners, 2, 'a member leaving (twice) keeps the feed while another is joined')
+  leaveB()
+  t.equal(broker.listeners, 1, 'the last member unsubscribes the feed')
+  await broker.publish('x', 'two')
+  t.equal(b.got.length, 1, 'a member that left gets nothing')
+  leaveC()
+  t.equal(broker.listeners, 0)
+  t.equal(feeds.size, 0)
+  const again = new Member()
+  const leave = feeds.join('x', again)
+  t.equal(broker.listeners, 1, 'a category joined again subscribes again')
+  await broker.publish('x', 'three')
+  t.same(again.got.map((g) => g.message.data), ['three'])
+  leave()
+})
+
+t.test('every member answered with an event gets the same bytes, encoded once per variant', async (t) => {
+  const broker = new MemoryBroker()
+  t.teardown(() => broker.close())
+  const feeds = new CategoryFeeds(broker, new EventEncoder())
+  const plain = [new Member(), new Member()]
+  const incomplete = [new Member(true), new Member(true)]
+  for (const member of [...plain, ...incomplete]) feeds.join('s', member)
+  const message = await broker.publish('s', { n: 1 })
+  t.equal(plain[0]!.got[0]!.body, plain[1]!.got[0]!.body, 'one Buffer for every complete answer')
+  t.equal(incomplete[0]!.got[0]!.body, incomplete[1]!.got[0]!.body, 'one Buffer for every incomplete answer')
+  t.equal(plain[0]!.got[0]!.body.toString(), eventsBody([message]))
+  t.equal(incomplete[0]!.got[0]!.body.toString(), eventsBody([message], true))
+})
+
+t.test('a member that leaves while the event is handed out does not stop the others from getting it', async (t) => {
+  const broker = new MemoryBroker()
+  t.teardown(() => broker.close())
+  const feeds = new CategoryFeeds(broker, new EventEncoder())
+  const leaves: Array<() => void> = []
+  // Answered requests leave their feed inside offer(), as HeldPoll does.
+  const members = [0, 1, 2].map((i) => new Member(false, () => leaves[i]!()))
+  for (const member of members) leaves.push(feeds.join('z', member))
+  await broker.publish('z', 'once')
+  t.same(members.map((m) => m.got.length), [1, 1, 1])
+  t.equal(feeds.size, 0, 'the feed went with its last member')
+})
+
+t.test('a broker that refuses the subscription leaves no feed behind', async (t) => {
+  const broker = new MemoryBroker()
+  await broker.close()
+  const feeds = new CategoryFeeds(broker, new EventEncoder())
+  t.throws(() => feeds.join('c', new Member()))
+  t.equal(feeds.size, 0)
+})
