@@ -29,10 +29,34 @@ const UUID_FORMS = /^(?:urn:uuid:)?(\{)?([0-9a-fA-F]{8})-?([0-9a-fA-F]{4})-?([0-
 /** The position-carrying layout, as 32 lowercase hex digits. */
 const POSITION_UUID = /^([0-9a-f]{12})8000([89ab])([0-9a-f]{15})$/
 
-/** The 12 hex digits of an epoch in an event id. */
-export function epochTag(epoch: string): string {
+/**
+ * Epochs are few (one per stream history) and polls many: every poll with a `last_id` converts its tag back to an
+ * epoch, and every event id needs its epoch's tag. Both conversions go through Buffers; memoized here
+ * (about 1 % of the server's CPU in the golongpoll comparison, bench/README.md). Bounded: cleared when full,
+ * since tags also come from clients.
+ */
+const MEMO_LIMIT = 1024
+const tags = new Map<string, string>()
+const epochs = new Map<string, string>()
+
+function memo(map: Map<string, string>, key: string, make: (key: string) => string): string {
+  let value = map.get(key)
+  if (value === undefined) {
+    if (map.size >= MEMO_LIMIT) map.clear()
+    value = make(key)
+    map.set(key, value)
+  }
+  return value
+}
+
+function tagOf(epoch: string): string {
   if (PACKED_EPOCH.test(epoch)) return Buffer.from(epoch, 'base64url').toString('hex')
   return createHash('sha256').update(epoch).digest('hex').slice(0, 12)
+}
+
+/** The 12 hex digits of an epoch in an event id. */
+export function epochTag(epoch: string): string {
+  return memo(tags, epoch, tagOf)
 }
 
 /** The event id of a message of a category. */
@@ -70,5 +94,5 @@ export function parseCategoryEventId(id: string): EventIdPosition | undefined {
 
 /** The epoch an event id names, when it was packed whole (rt's own epochs): base64url of the tag. */
 export function packedEpoch(tag: string): string {
-  return Buffer.from(tag, 'hex').toString('base64url')
+  return memo(epochs, tag, (hex) => Buffer.from(hex, 'hex').toString('base64url'))
 }

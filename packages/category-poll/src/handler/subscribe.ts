@@ -142,12 +142,23 @@ export class HeldPoll implements FeedMember {
 
 /** The subscribe route handler. */
 export function subscribeHandler(options: ResolvedOptions, context: PollContext) {
-  return async function subscribe(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  async function subscribe(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     reply.headers(SUBSCRIBE_HEADERS)
-    if (options.beforeSubscribe !== undefined && !(await passes(options.beforeSubscribe, request, reply))) return reply
+    if (options.beforeSubscribe !== undefined && !(await passes(options.beforeSubscribe, request, reply))) return
     const query = parseSubscribeQuery(request.query, options.maxTimeoutSeconds)
-    if ('error' in query) return reply.code(options.errorStatus).send(json(errorBody(query.error)))
+    if ('error' in query) {
+      void reply.code(options.errorStatus).send(json(errorBody(query.error)))
+      return
+    }
     await new HeldPoll(context, query, reply).start()
-    return reply
+  }
+  // Deliberately not an async route handler: one that returns `reply` while the request is still held makes the
+  // returned promise adopt `reply.then`, which waits for the response with end-of-stream listeners (Fastify's
+  // `eos`) on every poll — a listener set per request for nothing, since the poll answers through `reply.send`.
+  // Errors take the same path as a rejected async handler's (`reply.send(error)` → the error handler).
+  return function subscribeRoute(request: FastifyRequest, reply: FastifyReply): void {
+    subscribe(request, reply).catch((error: unknown) => {
+      void reply.send(error)
+    })
   }
 }
