@@ -1,5 +1,5 @@
 /**
- * `pnpm bench [--quick] [--only s1,s3] [--profile rt-sse,rt-lp]`: runs the
+ * `pnpm bench [--quick] [--only s1,s3,s4-golongpoll] [--profile rt-sse,rt-lp]`: runs the
  * scenarios of issue 10 and writes bench/results/latest.{md,json} (a
  * `--quick` smoke run writes quick.{md,json}; `--only` or `--profile`,
  * partial.{md,json}). Every server and load generator
@@ -15,6 +15,7 @@ import { createPool, deliver, type Row } from './measure.js'
 import { summarizeProfiles } from './profile.js'
 import { flags, markdown, type GroupResult, type Results, type ScenarioResult } from './report.js'
 import { scenarios, type Group } from './scenarios.js'
+import { GOLONGPOLL_COMMAND_ENV } from './servers/external.js'
 import type { TargetOptions } from './servers/target.js'
 
 const { values } = parseArgs({
@@ -45,6 +46,12 @@ function redisReachable (): Promise<boolean> {
 async function unavailable (): Promise<Map<string, string>> {
   const out = new Map<string, string>()
   if (!(await redisReachable())) out.set('rt-publish-redis', 'no Redis at 127.0.0.1:6379')
+  if ((process.env[GOLONGPOLL_COMMAND_ENV] ?? '').trim() === '') {
+    const why = `${GOLONGPOLL_COMMAND_ENV} is not set (bench/README.md: golongpoll itself)`
+    out.set('golongpoll', why)
+    out.set('rt-category-external', why)
+    out.set('ceiling-category-external', why)
+  }
   return out
 }
 
@@ -110,10 +117,12 @@ async function main (): Promise<void> {
   const out: ScenarioResult[] = []
   try {
     for (const scenario of scenarios(quick)) {
-      if (only !== undefined && !only.includes(scenario.id)) continue
+      // `--only` takes scenario ids (s4) and group ids (s4-golongpoll).
+      const wanted = only === undefined || only.includes(scenario.id) ? scenario.groups : scenario.groups.filter((group) => only.includes(group.id))
+      if (wanted.length === 0) continue
       console.log(scenario.title)
       const groups: GroupResult[] = []
-      for (const group of scenario.groups) {
+      for (const group of wanted) {
         console.log(` ${group.title}`)
         groups.push(await runGroup(group, skip, pool))
       }

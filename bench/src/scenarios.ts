@@ -132,6 +132,18 @@ export function scenarios (quick: boolean): Scenario[] {
           { target: 'express-longpoll', label: 'express-longpoll 1.0 on Express 5', kind: 'express-longpoll' },
           { target: 'ceiling-category', label: 'ceiling (node:http, answers from an array)', kind: 'category', path: '/events' }
         ].map((t) => ({ ...t, clients: catClients, streams: categories, rate: categories * 20, durationMs: q(5000, 1000), drainMs, settleMs, holdSeconds: hold, historyLimit: 10_000 })) as DeliverySpec[]
+      }, {
+        id: 's4-golongpoll',
+        title: `golongpoll itself: ${q(500, 100)} clients on ${q(50, 10)} categories, ${q(270, 54)} msg/s published over HTTP for ${q(10, 1)} s`,
+        kind: 'delivery',
+        rt: 'rt-category-external',
+        ceiling: 'ceiling-category-external',
+        note: `Runs only with ${'`'}BENCH_GOLONGPOLL_CMD${'`'} set to a command that starts golongpoll (built by you from its public source, serving its SubscriptionHandler at /events and PublishHandler at /publish on 127.0.0.1:$PORT; bench/README.md says how). Every server runs as its own process, gets the same golongpoll publish requests (POST /publish, one at a time) from the bench, and are read with golongpoll's client loop; CPU and RSS are the server process's, from /proc.`,
+        deliveries: [
+          { target: 'rt-category-external', label: 'rt (@rt/category-poll, its own process)', kind: 'category', path: RT_CATEGORY_PATH },
+          { target: 'golongpoll', label: 'golongpoll (Go, BENCH_GOLONGPOLL_CMD)', kind: 'category', path: '/events' },
+          { target: 'ceiling-category-external', label: 'ceiling (node:http, answers from an array, its own process)', kind: 'category', path: '/events' }
+        ].map((t) => ({ ...t, clients: q(500, 100), streams: q(50, 10), rate: q(270, 54), durationMs: q(10_000, 1000), drainMs, settleMs, holdSeconds: hold, historyLimit: 10_000 })) as DeliverySpec[]
       }]
     },
     {

@@ -11,6 +11,7 @@ import { now } from './tracker.js'
 const ceilings = (): Promise<typeof import('./servers/ceilings.js')> => import('./servers/ceilings.js')
 const peers = (): Promise<typeof import('./servers/peers.js')> => import('./servers/peers.js')
 const rt = (): Promise<typeof import('./servers/rt.js')> => import('./servers/rt.js')
+const external = (): Promise<typeof import('./servers/external.js')> => import('./servers/external.js')
 
 /** Every server under test, loaded on demand so a server process imports only its own library. */
 export const TARGETS: Record<string, () => Promise<TargetFactory>> = {
@@ -25,6 +26,9 @@ export const TARGETS: Record<string, () => Promise<TargetFactory>> = {
   'ceiling-category': async () => (await ceilings()).ceilingCategory,
   'express-longpoll': async () => (await peers()).expressLongpoll,
   'rt-category': async () => (await rt()).rtCategory,
+  'golongpoll': async () => (await external()).golongpoll,
+  'rt-category-external': async () => (await external()).rtCategoryExternal,
+  'ceiling-category-external': async () => (await external()).ceilingCategoryExternal,
   'ceiling-publish': async () => (await ceilings()).ceilingPublish,
   'fastify-publish': async () => (await peers()).fastifyPublish,
   'rt-publish-memory': async () => (await rt()).rtPublishMemory,
@@ -39,8 +43,9 @@ function send (message: FromServer): void {
 let markUs: bigint | undefined
 let markEndUs: bigint | undefined
 let peakRss = 0
+let readRss = (): number => process.memoryUsage.rss()
 function sampleRss (): number {
-  const rss = process.memoryUsage.rss()
+  const rss = readRss()
   if (rss > peakRss) peakRss = rss
   return rss
 }
@@ -77,13 +82,17 @@ async function main (): Promise<void> {
   if (load === undefined) throw new Error(`unknown target ${name}`)
   const options = JSON.parse(process.argv[3] ?? '{}') as TargetOptions
   const target = await (await load())(options)
+  if (target.rss !== undefined) readRss = target.rss
+  const readCpuMs = target.cpuMs ?? ((): number => {
+    const cpu = process.cpuUsage()
+    return (cpu.user + cpu.system) / 1000
+  })
   const sampler = setInterval(sampleRss, 100)
   process.on('message', (message: ToServer) => {
     void (async () => {
       if (message.type === 'stats') {
-        const cpu = process.cpuUsage()
         const rss = sampleRss()
-        send({ type: 'stats', stats: { rss, peakRss, cpuMs: (cpu.user + cpu.system) / 1000, at: now() } })
+        send({ type: 'stats', stats: { rss, peakRss, cpuMs: readCpuMs(), at: now() } })
         peakRss = rss
       } else if (message.type === 'publish') {
         send({ type: 'published', report: await publish(target, message.plan) })
@@ -97,7 +106,12 @@ async function main (): Promise<void> {
       } else if (message.type === 'close') {
         clearInterval(sampler)
         const markFile = process.env.BENCH_PROFILE_MARK
-        if (markFile !== undefined && markUs !== undefined) writeFileSync(markFile, JSON.stringify({ fromUs: Number(markUs), toUs: markEndUs === undefined ? undefined : Number(markEndUs) }))
+        if (markFile !== undefined && markUs !== undefined) {
+          const mark = JSON.stringify({ fromUs: Number(markUs), toUs: markEndUs === undefined ? undefined : Number(markEndUs) })
+          writeFileSync(markFile, mark)
+          // A server in another process shares the monotonic clock: the same window.
+          if (target.profileMark !== undefined) writeFileSync(target.profileMark, mark)
+        }
         await target.close()
         process.exit(0)
       }

@@ -4,10 +4,10 @@ import { now } from '../tracker.js'
 import type { BenchMessage, ServerTarget, TargetFactory, TargetOptions } from './target.js'
 
 /** Listens on 127.0.0.1, an ephemeral port, with a backlog for connection storms. */
-export function listen (server: http.Server): Promise<number> {
+export function listen (server: http.Server, port = 0): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject)
-    server.listen({ host: '127.0.0.1', port: 0, backlog: 8192 }, () => resolve((server.address() as AddressInfo).port))
+    server.listen({ host: '127.0.0.1', port, backlog: 8192 }, () => resolve((server.address() as AddressInfo).port))
   })
 }
 
@@ -137,7 +137,36 @@ export const ceilingLongPoll: TargetFactory = async (options) => {
 export const ceilingCategory: TargetFactory = async (options) => {
   const events: string[][] = []
   const waiting: Waiter[][] = []
+  const publish = (stream: number, message: unknown): void => {
+    const history = grow(events, stream)
+    history.push(JSON.stringify({ timestamp: Date.now(), category: `${options.streamPrefix}${stream}`, data: message, id: String(history.length + 1) }))
+    const list = waiting[stream]
+    if (list === undefined || list.length === 0) return
+    waiting[stream] = []
+    const bodies = new Map<number, string>()
+    for (const waiter of list) {
+      clearTimeout(waiter.timer)
+      let body = bodies.get(waiter.after)
+      if (body === undefined) {
+        body = `{"events":[${history.slice(waiter.after).join(',')}]}`
+        bodies.set(waiter.after, body)
+      }
+      answer(waiter.response, body)
+    }
+  }
   const server = http.createServer((request, response) => {
+    if (request.method === 'POST') {
+      // golongpoll's publish (`{"category", "data"}`), for the comparison with golongpoll run over HTTP.
+      let text = ''
+      request.setEncoding('utf8')
+      request.on('data', (chunk: string) => { text += chunk })
+      request.on('end', () => {
+        const body = JSON.parse(text) as { category: string; data: unknown }
+        publish(Number(body.category.slice(options.streamPrefix.length)), body.data)
+        answer(response, '{"success": true}')
+      })
+      return
+    }
     const url = new URL(request.url ?? '/', 'http://x')
     const stream = streamOf(request.url, 'category', options.streamPrefix)
     const after = Number(url.searchParams.get('last_id') ?? 0)
@@ -158,26 +187,10 @@ export const ceilingCategory: TargetFactory = async (options) => {
     }
     grow(waiting, stream).push(waiter)
   })
-  const port = await listen(server)
+  const port = await listen(server, options.port)
   return {
     port,
-    publish (stream: number, message: BenchMessage) {
-      const history = grow(events, stream)
-      history.push(JSON.stringify({ timestamp: Date.now(), category: `${options.streamPrefix}${stream}`, data: message, id: String(history.length + 1) }))
-      const list = waiting[stream]
-      if (list === undefined || list.length === 0) return
-      waiting[stream] = []
-      const bodies = new Map<number, string>()
-      for (const waiter of list) {
-        clearTimeout(waiter.timer)
-        let body = bodies.get(waiter.after)
-        if (body === undefined) {
-          body = `{"events":[${history.slice(waiter.after).join(',')}]}`
-          bodies.set(waiter.after, body)
-        }
-        answer(waiter.response, body)
-      }
-    },
+    publish,
     close: () => closeServer(server)
   }
 }

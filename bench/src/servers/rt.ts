@@ -15,7 +15,7 @@ export const BROADCAST_KEY = 'bench-broadcast-key'
  * broadcast key, history long enough for the scenario (rt's default is
  * AnyCable's 100 messages / 300 s; the peers keep every message).
  */
-async function rtApp (options: TargetOptions, broker?: Broker): Promise<FastifyInstance> {
+export async function rtApp (options: TargetOptions, broker?: Broker): Promise<FastifyInstance> {
   const app = Fastify({ logger: false })
   await app.register(rtCore, {
     publicStreams: true,

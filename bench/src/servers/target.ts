@@ -16,6 +16,8 @@ export interface TargetOptions {
   historyLimit: number
   /** Longest hold of one poll, seconds. */
   holdSeconds: number
+  /** Port to listen on (standalone servers, `external.ts`); 0 or absent: a free one. */
+  port?: number
 }
 
 /** One server under test, living in its own process. */
@@ -26,6 +28,11 @@ export interface ServerTarget {
   /** In-process publish throughput: `count` publishes (or `maxMs`), one after the other. */
   inproc?(count: number, maxMs: number): Promise<{ sent: number; ms: number }>
   close(): Promise<void>
+  /** A server in another process (`external.ts`): its CPU time (ms) and RSS, read instead of this process's. */
+  cpuMs?(): number
+  rss?(): number
+  /** Where that process's profile wants the measured window written (when profiled). */
+  profileMark?: string | undefined
 }
 
 export type TargetFactory = (options: TargetOptions) => Promise<ServerTarget>
