@@ -169,8 +169,13 @@ export class ActionCableBridge implements ChannelSource {
 
   private async subscribed(ctx: ChannelContext): Promise<void> {
     const state = readState(ctx.sourceState)
-    if (state === undefined || !(await this.route(state.upstream, { op: 'subscribe', identifier: ctx.identifier, sid: ctx.sid }))) return ctx.reject()
-    ctx.streamFrom(upstreamStream(state.upstream, ctx.identifier))
+    if (state === undefined) return ctx.reject()
+    const stream = upstreamStream(state.upstream, ctx.identifier)
+    // Read before the subscribe goes upstream: what the upstream sends right behind its confirmation (while the
+    // answer travels back, through the broker from another process) is after this position, so it is delivered.
+    const from = await this.hub.broker.position(stream)
+    if (!(await this.route(state.upstream, { op: 'subscribe', identifier: ctx.identifier, sid: ctx.sid }))) return ctx.reject()
+    ctx.streamFrom(stream, { from })
   }
 
   private async unsubscribed(ctx: ChannelContext): Promise<void> {

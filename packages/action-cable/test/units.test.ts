@@ -1,8 +1,13 @@
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
+import { WebSocketServer } from 'ws'
 import t from 'tap'
 import { rtCore, type ChannelSource } from '@rt/core'
 import { rtActionCable, RtActionCableOptionsSchema } from '../src/index.js'
 import { resolveOptions } from '../src/options.js'
+import { UpstreamConnection } from '../src/upstream.js'
+import { eventually } from './helpers.js'
 
 t.test('options are checked at register, with the bad one named', async (t) => {
   t.throws(() => resolveOptions({}), /invalid options: \/url/)
@@ -42,4 +47,37 @@ t.test('an unreachable upstream refuses the connection (401), leaving no socket'
   const response = await fetch(`${base}/lp`, { method: 'POST', headers: { cookie: 'user=ann' }, body: '' })
   t.equal(response.status, 401)
   t.equal(app.rtActionCable.socketCount, 0)
+})
+
+t.test('a message in the same chunk right behind confirm_subscription belongs to the subscription', async (t) => {
+  // A stand-in upstream that writes the confirmation and a message in one TCP write (corked): the client parses both in one go.
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  await once(server, 'listening')
+  t.teardown(() => new Promise((resolve) => server.close(resolve)))
+  server.on('connection', (socket) => {
+    socket.send(JSON.stringify({ type: 'welcome' }))
+    socket.on('message', (data) => {
+      const { identifier } = JSON.parse(String(data)) as { identifier: string }
+      const tcp = (socket as unknown as { _socket: import('node:net').Socket })._socket
+      tcp.cork()
+      socket.send(JSON.stringify({ identifier, type: 'confirm_subscription' }))
+      socket.send(JSON.stringify({ identifier, message: { first: true } }))
+      process.nextTick(() => tcp.uncork())
+      // Later, on its own: tells the test that everything before it has been read.
+      setTimeout(() => socket.send(JSON.stringify({ identifier, message: { last: true } })), 20)
+    })
+  })
+  const { port } = server.address() as AddressInfo
+  const messages: unknown[] = []
+  const connection = new UpstreamConnection(resolveOptions({ url: `ws://127.0.0.1:${port}/cable` }), {}, {
+    message: (_identifier, message) => messages.push(message),
+    dropped: () => undefined,
+    resubscribed: () => undefined,
+    ended: () => undefined
+  })
+  t.teardown(() => connection.close())
+  t.equal(await connection.open(), 'welcome')
+  t.equal(await connection.subscribe('{"channel":"C"}'), true)
+  await eventually(() => messages.length >= 2, 'the last message')
+  t.same(messages, [{ first: true }, { last: true }])
 })
