@@ -3,9 +3,10 @@ import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import { WebSocketServer } from 'ws'
 import t from 'tap'
-import { rtCore, type ChannelSource } from '@rt/core'
+import { MemorySessionStore, rtCore, type ChannelSource } from '@rt/core'
 import { rtActionCable, RtActionCableOptionsSchema } from '../src/index.js'
 import { resolveOptions } from '../src/options.js'
+import { HolderRecords } from '../src/holder.js'
 import { UpstreamConnection } from '../src/upstream.js'
 import { eventually } from './helpers.js'
 
@@ -80,4 +81,26 @@ t.test('a message in the same chunk right behind confirm_subscription belongs to
   t.equal(await connection.subscribe('{"channel":"C"}'), true)
   await eventually(() => messages.length >= 2, 'the last message')
   t.same(messages, [{ first: true }, { last: true }])
+})
+
+t.test('holder records: a take-over is a compare-and-set; the holder taken over cannot renew', async (t) => {
+  const store = new MemorySessionStore()
+  t.teardown(() => store.close())
+  const a = new HolderRecords(store, 'a', 1000, 60_000)
+  const b = new HolderRecords(store, 'b', 1000, 60_000)
+  const c = new HolderRecords(store, 'c', 1000, 60_000)
+  const lease = await a.create('u1')
+  t.match(await b.read('u1'), { kind: 'held', holder: 'a' })
+  await a.release('u1', lease)
+  const free = await b.read('u1')
+  t.match(free, { kind: 'free' })
+  const won = await Promise.all([b.takeOver('u1', free.kind === 'free' ? free.lease : -1), c.takeOver('u1', free.kind === 'free' ? free.lease : -1)])
+  t.equal(won.filter((l) => l !== undefined).length, 1, 'of two take-overs from one state, one wins')
+  t.equal(await a.renew('u1', lease), false, 'the old holder cannot renew any more')
+  const winner = won[0] !== undefined ? 'b' : 'c'
+  t.match(await a.read('u1'), { kind: 'held', holder: winner })
+  await (winner === 'b' ? b : c).end('u1', won.find((l) => l !== undefined)!, 'banned')
+  t.same(await a.read('u1'), { kind: 'ended', reason: 'banned' })
+  t.match(await a.read('missing'), { kind: 'free', lease: undefined })
+  t.type(await a.takeOver('missing', undefined), 'number', 'a record gone from the store is written anew')
 })
