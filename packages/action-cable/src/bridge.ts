@@ -340,7 +340,11 @@ export class ActionCableBridge implements ChannelSource {
     const outcome = await connection.open()
     if (outcome !== 'welcome' || this.shutDown) {
       connection.close()
-      if (lease !== undefined) await this.holders.release(upstream, lease).catch(() => undefined)
+      if (lease !== undefined) {
+        // Refused (the cookie no longer identifies the user): the sessions of this upstream end, here and elsewhere.
+        const end = outcome === 'unauthorized' ? this.holders.end(upstream, lease, 'unauthorized') : this.holders.release(upstream, lease)
+        await end.catch(() => undefined)
+      }
       return undefined
     }
     if (lease === undefined) {
@@ -411,15 +415,23 @@ export class ActionCableBridge implements ChannelSource {
     }
   }
 
-  /** The upstream ended the connection for good: end every rt session it served, with the upstream's reason. */
+  /**
+   * The upstream ended the connection for good: every rt session it served
+   * ends with the upstream's reason. Live ones at once, on every process (a
+   * notice on the broker); pull ones (long polling) when they are taken up
+   * next, from the holder record — their next poll carries the `disconnect`.
+   */
   private async ended(upstream: string, reason: string): Promise<void> {
     const held = this.held.get(upstream)
     if (held === undefined) return
-    const sids = [...held.sids]
-    await this.release(upstream)
+    await this.release(upstream, false)
+    try {
+      await this.holders.end(upstream, held.lease, reason)
+      await this.hub.broker.publish(ENDED_STREAM, { upstream, reason } satisfies EndedNotice, { transient: true })
+    } catch (error) {
+      this.log.error({ err: error }, '@rt/action-cable: recording an ended upstream connection failed')
+    }
     await this.endLive(upstream, reason)
-    // Pull sessions have no connection to end: forgetting them makes their next request a 401.
-    await Promise.all(sids.map((sid) => this.hub.store.delete(sid).catch(() => undefined)))
   }
 
   /** Ends the live sessions of `upstream` attached on this process. */
@@ -429,12 +441,12 @@ export class ActionCableBridge implements ChannelSource {
     await Promise.all(sessions.map((session) => this.endSession(session, reason)))
   }
 
+  /** Ends a session as the upstream ended its connection: `disconnect` with the reason (in a long poll's answer too). */
   private async endSession(session: Session, reason: string): Promise<void> {
-    if (session.mode === 'live') {
-      if (!session.isClosed) await session.disconnect(reason, false)
-    } else {
-      await this.hub.store.delete(session.sid).catch(() => undefined)
-    }
+    if (session.isClosed) return
+    await session.disconnect(reason, false)
+    // Nothing is left to deliver or re-subscribe; the stored session keeps the disconnect until it is delivered.
+    if (session.mode === 'pull') session.state.subscriptions = {}
   }
 
   private async publish(upstream: string, identifier: string, message: unknown): Promise<void> {

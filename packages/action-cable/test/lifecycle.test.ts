@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { startCable } from './fixture/cable.mjs'
-import { LOBBY, counters, eventually, json, open, startBridge, subscribed, type EventStream } from './helpers.js'
+import { LOBBY, counters, eventually, json, open, poll, startBridge, subscribe, subscribed, type EventStream } from './helpers.js'
 
 const cable = await startCable()
 t.teardown(() => cable.stop())
@@ -64,6 +64,22 @@ t.test('disconnect with reconnect: false from upstream ends the rt session with 
   t.same(end, { type: 'disconnect', reason: 'banned', reconnect: false })
   await get.end()
   await eventually(() => app.rtActionCable.socketCount === 0, 'the upstream socket closed with its session')
+})
+
+t.test('disconnect with reconnect: false over long polling: the poll answer carries the same disconnect, as AnyCable\'s does', async (t) => {
+  const { app, base } = await startBridge(t, cable, fast)
+  const first = await poll(base, { cookie: 'user=lena', lines: [subscribe(LOBBY)] })
+  t.equal(first.status, 200)
+  const id = first.id!
+  await cable.post('/kick', { user: 'lena', reason: 'banned' })
+  await eventually(() => app.rtActionCable.socketCount === 0, 'the upstream socket closed')
+  const next = await poll(base, { id })
+  t.equal(next.status, 200)
+  t.same(next.messages.filter((m) => m.type === 'disconnect'), [{ type: 'disconnect', reason: 'banned', reconnect: false }],
+    'the protocol-level disconnect with the upstream\'s reason, not a bare 401')
+  const again = await poll(base, { id })
+  t.same(again.messages.filter((m) => m.type === 'disconnect'), [{ type: 'disconnect', reason: 'banned', reconnect: false }], 'and on every later poll')
+  t.equal(app.rtActionCable.socketCount, 0, 'no socket re-opened for the ended session')
 })
 
 t.test('an upstream that refuses the re-connect (unauthorized) ends the rt session: disconnect unauthorized', async (t) => {

@@ -7,7 +7,7 @@ import { RedisBroker, RedisSessionStore } from '@rt/redis'
 import { rtLongPoll } from '@rt/long-poll'
 import { rtActionCable, upstreamStream } from '../src/index.js'
 import { startCable } from './fixture/cable.mjs'
-import { poll, pollUntil, room, speak, subscribe } from './helpers.js'
+import { eventually, poll, pollUntil, room, speak, subscribe } from './helpers.js'
 
 const cable = await startCable()
 t.teardown(() => cable.stop())
@@ -129,4 +129,17 @@ t.test('with Redis, a message right behind confirm_subscription reaches a poller
   const isGreeting = (m: Record<string, unknown>): boolean => m.identifier === greeted && 'message' in m
   const seen = subscribed.messages.some(isGreeting) ? subscribed.messages : await pollUntil(b.url, id, isGreeting, 4)
   t.same(seen.find(isGreeting)?.message, { greeting: 'welcome to routed-greet', user: 'jack' })
+})
+
+t.test('with Redis, an upstream disconnect (reconnect: false) reaches a poller on the process without the socket', async (t) => {
+  const a = await node(t)
+  const b = await node(t)
+  const connect = await poll(a.url, { cookie: 'user=nora', lines: [subscribe(room('routed-kick'))] })
+  const id = connect.id!
+  await cable.post('/kick', { user: 'nora', reason: 'banned' })
+  await eventually(() => a.app.rtActionCable.socketCount === 0, 'A\'s upstream socket closed')
+  const next = await poll(b.url, { id })
+  t.equal(next.status, 200)
+  t.same(next.messages.filter((m) => m.type === 'disconnect'), [{ type: 'disconnect', reason: 'banned', reconnect: false }])
+  t.equal(a.app.rtActionCable.socketCount + b.app.rtActionCable.socketCount, 0, 'no process re-opened it')
 })
