@@ -22,6 +22,9 @@ const ENDED_STREAM = '$rt:ac:ended'
 
 interface EndedNotice { upstream: string; reason: string }
 
+/** Most pull sessions remembered per process for answering their held poll at once (see `pulled`). */
+const PULLED_LIMIT = 10_000
+
 type Command =
   | { op: 'subscribe' | 'unsubscribe'; identifier: string; sid: string }
   | { op: 'perform'; identifier: string; data: string }
@@ -89,6 +92,12 @@ export class ActionCableBridge implements ChannelSource {
   private readonly waiting = new Map<string, (ok: boolean) => void>()
   /** Live sessions attached on this process, by upstream: ended here when their upstream ends the connection. */
   private readonly live = new Map<string, Set<Session>>()
+  /**
+   * The pull session (long polling) last taken up on this process, by upstream, oldest first: a poll held when
+   * the upstream ends the connection is answered with the `disconnect` at once. Bounded; one that is not here
+   * gets it with its next poll.
+   */
+  private readonly pulled = new Map<string, Session>()
   private readonly processId = randomUUID()
   private readonly holders: HolderRecords
   private readonly stopReplies: () => void
@@ -182,6 +191,10 @@ export class ActionCableBridge implements ChannelSource {
       let sessions = this.live.get(state.upstream)
       if (sessions === undefined) this.live.set(state.upstream, (sessions = new Set()))
       sessions.add(session)
+    } else {
+      this.pulled.delete(state.upstream)
+      this.pulled.set(state.upstream, session)
+      if (this.pulled.size > PULLED_LIMIT) this.pulled.delete(this.pulled.keys().next().value!)
     }
   }
 
@@ -190,6 +203,7 @@ export class ActionCableBridge implements ChannelSource {
     if (state === undefined) return
     const sessions = this.live.get(state.upstream)
     if (sessions?.delete(session) === true && sessions.size === 0) this.live.delete(state.upstream)
+    if (this.pulled.get(state.upstream)?.sid === session.sid) this.pulled.delete(state.upstream)
     await this.route(state.upstream, { op: 'close', sid: session.sid })
   }
 
@@ -434,10 +448,15 @@ export class ActionCableBridge implements ChannelSource {
     await this.endLive(upstream, reason)
   }
 
-  /** Ends the live sessions of `upstream` attached on this process. */
+  /** Ends the sessions of `upstream` attached on this process: the live ones, and a pull session whose poll is held here. */
   private async endLive(upstream: string, reason: string): Promise<void> {
     const sessions = [...(this.live.get(upstream) ?? [])]
     this.live.delete(upstream)
+    const pulled = this.pulled.get(upstream)
+    this.pulled.delete(upstream)
+    // Still attached here: its streams (this upstream's own, read by nothing else) have it as a listener. A session
+    // object whose request is over is left alone (the request holding the session now, anywhere, ends it).
+    if (pulled !== undefined && pulled.identifiers.some((identifier) => this.hub.listeners(upstreamStream(upstream, identifier)) > 0)) sessions.push(pulled)
     await Promise.all(sessions.map((session) => this.endSession(session, reason)))
   }
 
