@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Channel, ChannelContext, ChannelSource, Hub, Session, SessionState } from '@rt/core'
 import type { ResolvedOptions } from './options.js'
+import { HolderRecords, type HolderStatus } from './holder.js'
 import { UpstreamConnection } from './upstream.js'
 
 /** What a session stores about its upstream connection (in `SessionState.sourceState`). */
@@ -16,13 +17,18 @@ export interface UpstreamState {
 export const upstreamStream = (upstream: string, identifier: string): string => `$rt:ac:${upstream}:s:${identifier}`
 const commandStream = (upstream: string): string => `$rt:ac:${upstream}:cmd`
 const replyStream = (upstream: string): string => `$rt:ac:${upstream}:reply`
-/** The session-store key of the record naming the process that holds an upstream socket. */
-const holderKey = (upstream: string): string => `$rt:ac-holder:${upstream}`
+/** Where a holder says that the upstream ended a connection for good, so every process ends the sessions it serves. */
+const ENDED_STREAM = '$rt:ac:ended'
+
+interface EndedNotice { upstream: string; reason: string }
+
+/** Most pull sessions remembered per process for answering their held poll at once (see `pulled`). */
+const PULLED_LIMIT = 10_000
 
 type Command =
   | { op: 'subscribe' | 'unsubscribe'; identifier: string; sid: string }
   | { op: 'perform'; identifier: string; data: string }
-  | { op: 'close'; sid: string }
+  | { op: 'close' | 'attach'; sid: string }
 
 interface RoutedCommand { command: Command; reply: string; from: string }
 interface RoutedReply { reply: string; ok: boolean }
@@ -30,8 +36,8 @@ interface RoutedReply { reply: string; ok: boolean }
 /** An upstream socket this process holds, with the sessions it serves here. */
 interface Held {
   connection: UpstreamConnection
-  /** Live sessions attached on this process (ended here when the upstream ends the connection). */
-  live: Set<Session>
+  /** The holder record's lease this process writes at (see `HolderRecords`). */
+  lease: number
   /** Sessions (by sid) this socket serves; it closes when the last of them closed. */
   sids: Set<string>
   /** identifier → sids subscribed to it: unsubscribed upstream when the last one leaves (an old and a resumed session may overlap). */
@@ -77,15 +83,25 @@ function readState(state: Record<string, unknown> | undefined): UpstreamState | 
 /**
  * `@rt/core`'s channel source for an upstream Action Cable server: every
  * channel that is not a JS channel goes upstream, over one WebSocket per rt
- * session, held by one process at a time (named in the session store) and
- * reached by the others through the broker.
+ * session, held by one process at a time (named in the session store, taken
+ * over by compare-and-set) and reached by the others through the broker.
  */
 export class ActionCableBridge implements ChannelSource {
   private readonly held = new Map<string, Held>()
-  private readonly opening = new Map<string, Promise<Held | undefined>>()
+  private readonly opening = new Map<string, Promise<Held | HolderStatus | undefined>>()
   private readonly waiting = new Map<string, (ok: boolean) => void>()
+  /** Live sessions attached on this process, by upstream: ended here when their upstream ends the connection. */
+  private readonly live = new Map<string, Set<Session>>()
+  /**
+   * The pull session (long polling) last taken up on this process, by upstream, oldest first: a poll held when
+   * the upstream ends the connection is answered with the `disconnect` at once. Bounded; one that is not here
+   * gets it with its next poll.
+   */
+  private readonly pulled = new Map<string, Session>()
   private readonly processId = randomUUID()
+  private readonly holders: HolderRecords
   private readonly stopReplies: () => void
+  private readonly stopEnded: () => void
   private readonly channelObject: Channel
   private shutDown = false
 
@@ -96,9 +112,15 @@ export class ActionCableBridge implements ChannelSource {
     /** Told the number of held sockets whenever it changes (a metric). */
     private readonly onSocketCount: (count: number) => void = () => undefined
   ) {
+    // Kept as long as a closed session can be restored (and at least a minute): a record read after that is written anew.
+    this.holders = new HolderRecords(hub.store, this.processId, options.holderTtl, Math.max(hub.sessionsTtlMs, 60_000) + options.holderTtl)
     this.stopReplies = hub.broker.subscribe(replyStream(this.processId), (message) => {
       const { reply, ok } = message.data as RoutedReply
       this.waiting.get(reply)?.(ok)
+    })
+    this.stopEnded = hub.broker.subscribe(ENDED_STREAM, (message) => {
+      const { upstream, reason } = message.data as EndedNotice
+      void this.endLive(upstream, reason)
     })
     this.channelObject = {
       subscribed: (ctx) => this.subscribed(ctx),
@@ -126,11 +148,24 @@ export class ActionCableBridge implements ChannelSource {
     }
     // A client resuming from an event id of an upstream stream (SSE `Last-Event-ID`) continues that stream.
     const resumed = resumedUpstream(request)
-    if (resumed !== undefined) await this.release(resumed)
-    const state: UpstreamState = { upstream: resumed ?? randomUUID(), headers }
-    const held = await this.hold(state, false)
+    if (resumed === undefined) {
+      const state: UpstreamState = { upstream: randomUUID(), headers }
+      const held = await this.hold(state)
+      if (held === undefined) return undefined
+      held.sids.add(sid)
+      return { ...state }
+    }
+    // Re-opened with the new request's headers, unless the upstream ended that connection or another process holds it.
+    const state: UpstreamState = { upstream: resumed, headers }
+    await this.release(resumed)
+    const held = await this.acquire(state)
     if (held === undefined) return undefined
-    held.sids.add(sid)
+    if ('kind' in held) {
+      if (held.kind === 'ended') return undefined
+      if (!(await this.route(resumed, { op: 'attach', sid }))) return undefined
+    } else {
+      held.sids.add(sid)
+    }
     return { ...state }
   }
 
@@ -138,23 +173,37 @@ export class ActionCableBridge implements ChannelSource {
     const state = readState(session.state.sourceState)
     if (state === undefined || this.shutDown) return
     let held = this.held.get(state.upstream)
-    if (held === undefined && !(await this.holderAlive(state.upstream))) {
-      held = await this.hold(state, true, session.state)
-      if (held === undefined) {
+    if (held === undefined) {
+      const acquired = await this.acquire(state, session.state)
+      if (acquired === undefined) {
         // The upstream refuses this session now (its cookie expired, say): end it as the upstream would.
         await this.endSession(session, 'unauthorized')
         return
       }
+      if ('kind' in acquired) {
+        if (acquired.kind === 'ended') return this.endSession(session, acquired.reason)
+      } else {
+        held = acquired
+      }
     }
-    if (held === undefined) return
-    held.sids.add(session.sid)
-    if (session.mode === 'live') held.live.add(session)
+    held?.sids.add(session.sid)
+    if (session.mode === 'live') {
+      let sessions = this.live.get(state.upstream)
+      if (sessions === undefined) this.live.set(state.upstream, (sessions = new Set()))
+      sessions.add(session)
+    } else {
+      this.pulled.delete(state.upstream)
+      this.pulled.set(state.upstream, session)
+      if (this.pulled.size > PULLED_LIMIT) this.pulled.delete(this.pulled.keys().next().value!)
+    }
   }
 
   async closed(session: Session): Promise<void> {
     const state = readState(session.state.sourceState)
     if (state === undefined) return
-    this.held.get(state.upstream)?.live.delete(session)
+    const sessions = this.live.get(state.upstream)
+    if (sessions?.delete(session) === true && sessions.size === 0) this.live.delete(state.upstream)
+    if (this.pulled.get(state.upstream)?.sid === session.sid) this.pulled.delete(state.upstream)
     await this.route(state.upstream, { op: 'close', sid: session.sid })
   }
 
@@ -162,6 +211,7 @@ export class ActionCableBridge implements ChannelSource {
   async close(): Promise<void> {
     this.shutDown = true
     this.stopReplies()
+    this.stopEnded()
     for (const resolve of this.waiting.values()) resolve(false)
     await Promise.all([...this.opening.values()])
     await Promise.all([...this.held.keys()].map((upstream) => this.release(upstream)))
@@ -169,8 +219,13 @@ export class ActionCableBridge implements ChannelSource {
 
   private async subscribed(ctx: ChannelContext): Promise<void> {
     const state = readState(ctx.sourceState)
-    if (state === undefined || !(await this.route(state.upstream, { op: 'subscribe', identifier: ctx.identifier, sid: ctx.sid }))) return ctx.reject()
-    ctx.streamFrom(upstreamStream(state.upstream, ctx.identifier))
+    if (state === undefined) return ctx.reject()
+    const stream = upstreamStream(state.upstream, ctx.identifier)
+    // Read before the subscribe goes upstream: what the upstream sends right behind its confirmation (while the
+    // answer travels back, through the broker from another process) is after this position, so it is delivered.
+    const from = await this.hub.broker.position(stream)
+    if (!(await this.route(state.upstream, { op: 'subscribe', identifier: ctx.identifier, sid: ctx.sid }))) return ctx.reject()
+    ctx.streamFrom(stream, { from })
   }
 
   private async unsubscribed(ctx: ChannelContext): Promise<void> {
@@ -185,11 +240,11 @@ export class ActionCableBridge implements ChannelSource {
     }
   }
 
-  /** Runs a command where the upstream socket is held: here, or through the broker on its holder (taking over when that one is gone). */
+  /** Runs a command where the upstream socket is held: here, or through the broker on its holder. */
   private async route(upstream: string, command: Command): Promise<boolean> {
     const local = this.held.get(upstream)
     if (local !== undefined) return this.execute(upstream, local, command)
-    if (this.shutDown || !(await this.holderAlive(upstream))) return false
+    if (this.shutDown || (await this.holders.read(upstream)).kind !== 'held') return false
     const reply = randomUUID()
     const answer = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => settle(false), this.options.commandTimeout)
@@ -223,6 +278,9 @@ export class ActionCableBridge implements ChannelSource {
           return true
         }
         case 'perform': return await held.connection.perform(command.identifier, command.data)
+        case 'attach':
+          held.sids.add(command.sid)
+          return true
         case 'close':
           held.sids.delete(command.sid)
           if (held.sids.size === 0) await this.release(upstream)
@@ -233,22 +291,48 @@ export class ActionCableBridge implements ChannelSource {
     }
   }
 
+  /** Opens the socket of a new upstream id (nobody else knows it yet) and records this process as its holder. */
+  private async hold(state: UpstreamState): Promise<Held | undefined> {
+    const held = await this.once(state.upstream, () => this.openHeld(state, 'after', () => this.holders.create(state.upstream)))
+    return held === undefined || 'kind' in held ? undefined : held
+  }
+
   /**
-   * Opens an upstream socket for a session and becomes its holder. With
-   * `takeOver`, the socket replaces one that was lost (its process died, or
-   * the session was restored): the session's upstream subscriptions are sent
-   * again and each subscriber is told that messages may have been missed.
+   * The upstream socket of a known upstream id: held here already, held by
+   * another process (its status), or taken over by this process — a
+   * compare-and-set on the holder record, so of processes taking over at once
+   * exactly one opens a socket. With the session's stored state, the socket
+   * replaces one that was lost (its process died, or the session was
+   * restored): the session's upstream subscriptions are sent again and each
+   * subscriber is told that messages may have been missed. `undefined` when
+   * the upstream refuses the connection.
    */
-  private hold(state: UpstreamState, takeOver: boolean, session?: SessionState): Promise<Held | undefined> {
-    let opening = this.opening.get(state.upstream)
+  private acquire(state: UpstreamState, session?: SessionState): Promise<Held | HolderStatus | undefined> {
+    return this.once(state.upstream, async () => {
+      const local = this.held.get(state.upstream)
+      if (local !== undefined) return local
+      const status = await this.holders.read(state.upstream)
+      if (status.kind !== 'free') return status
+      return this.openHeld(state, 'before', async () => {
+        const lease = await this.holders.takeOver(state.upstream, status.lease)
+        // Another process won: it holds the socket (or is opening it) now.
+        return lease ?? { kind: 'held', holder: '', lease: status.lease ?? 0 }
+      }, session)
+    })
+  }
+
+  /** Runs one opening per upstream at a time on this process (concurrent requests of one session share it). */
+  private once(upstream: string, open: () => Promise<Held | HolderStatus | undefined>): Promise<Held | HolderStatus | undefined> {
+    let opening = this.opening.get(upstream)
     if (opening === undefined) {
-      opening = this.openHeld(state, takeOver, session).finally(() => this.opening.delete(state.upstream))
-      this.opening.set(state.upstream, opening)
+      opening = open().finally(() => this.opening.delete(upstream))
+      this.opening.set(upstream, opening)
     }
     return opening
   }
 
-  private async openHeld(state: UpstreamState, takeOver: boolean, session?: SessionState): Promise<Held | undefined> {
+  /** Becomes the holder (`claim`: the lease, or the status of the process that won), then opens the socket. */
+  private async openHeld(state: UpstreamState, when: 'before' | 'after', claim: () => Promise<number | HolderStatus>, session?: SessionState): Promise<Held | HolderStatus | undefined> {
     const { upstream } = state
     const connection = new UpstreamConnection(this.options, state.headers, {
       message: (identifier, message) => void this.publish(upstream, identifier, message),
@@ -260,24 +344,43 @@ export class ActionCableBridge implements ChannelSource {
       },
       ended: ({ reason }) => void this.ended(upstream, reason)
     })
+    // A take-over is decided before any socket opens; a new upstream id (nobody else knows it) once it is welcomed.
+    let lease: number | undefined
+    if (session !== undefined || when === 'before') {
+      const claimed = await claim()
+      if (typeof claimed !== 'number') return claimed
+      lease = claimed
+    }
     const outcome = await connection.open()
     if (outcome !== 'welcome' || this.shutDown) {
       connection.close()
+      if (lease !== undefined) {
+        // Refused (the cookie no longer identifies the user): the sessions of this upstream end, here and elsewhere.
+        const end = outcome === 'unauthorized' ? this.holders.end(upstream, lease, 'unauthorized') : this.holders.release(upstream, lease)
+        await end.catch(() => undefined)
+      }
       return undefined
+    }
+    if (lease === undefined) {
+      const claimed = await claim()
+      if (typeof claimed !== 'number') {
+        connection.close()
+        return claimed
+      }
+      lease = claimed
     }
     const held: Held = {
       connection,
-      live: new Set(),
+      lease,
       sids: new Set(),
       subscribers: new Map(),
       stopCommands: this.hub.broker.subscribe(commandStream(upstream), (message) => void this.remote(upstream, message.data as RoutedCommand)),
-      renew: setInterval(() => void this.claim(upstream), Math.max(10, Math.floor(this.options.holderTtl / 3)))
+      renew: setInterval(() => void this.renew(upstream), Math.max(10, Math.floor(this.options.holderTtl / 3)))
     }
     held.renew.unref()
     this.held.set(upstream, held)
     this.onSocketCount(this.held.size)
-    await this.claim(upstream)
-    if (takeOver && session !== undefined) {
+    if (session !== undefined) {
       for (const [identifier, subscription] of Object.entries(session.subscriptions)) {
         if (this.hub.channel(subscription.channel) !== this.channelObject) continue
         const stream = upstreamStream(upstream, identifier)
@@ -302,61 +405,67 @@ export class ActionCableBridge implements ChannelSource {
     })
   }
 
-  /** Closes this process's socket of `upstream` and gives up its holder record. */
-  private async release(upstream: string): Promise<void> {
+  /** Closes this process's socket of `upstream` and marks its holder record free (unless another process took it over). */
+  private async release(upstream: string, write = true): Promise<void> {
     const held = this.held.get(upstream)
     if (held === undefined) return
     this.held.delete(upstream)
+    this.holders.forget(upstream)
     this.onSocketCount(this.held.size)
     clearInterval(held.renew)
     held.stopCommands()
     held.connection.close()
-    await this.hub.store.delete(holderKey(upstream)).catch(() => undefined)
+    if (write) await this.holders.release(upstream, held.lease).catch(() => undefined)
   }
 
-  /** The upstream ended the connection for good: end every rt session it served, with the upstream's reason. */
-  private async ended(upstream: string, reason: string): Promise<void> {
+  /** Renews this process's holder record; a refused renewal means another process took the socket over: let it go. */
+  private async renew(upstream: string): Promise<void> {
     const held = this.held.get(upstream)
     if (held === undefined) return
-    const live = [...held.live]
-    const sids = [...held.sids]
-    await this.release(upstream)
-    await Promise.all(live.map((session) => this.endSession(session, reason)))
-    // Pull sessions have no connection to end: forgetting them makes their next request a 401.
-    await Promise.all(sids.map((sid) => this.hub.store.delete(sid).catch(() => undefined)))
-  }
-
-  private async endSession(session: Session, reason: string): Promise<void> {
-    if (session.mode === 'live') {
-      if (!session.isClosed) await session.disconnect(reason, false)
-    } else {
-      await this.hub.store.delete(session.sid).catch(() => undefined)
-    }
-  }
-
-  private async holderAlive(upstream: string): Promise<boolean> {
-    if (this.held.has(upstream)) return true
-    const record = await this.hub.store.get(holderKey(upstream))
-    return record !== undefined
-  }
-
-  /** Writes (or renews) this process's holder record of `upstream`. */
-  private async claim(upstream: string): Promise<void> {
-    const record: SessionState = {
-      sid: holderKey(upstream),
-      identity: { holder: this.processId },
-      subscriptions: {},
-      positions: {},
-      outbox: [],
-      transport: {},
-      lease: 0,
-      createdAt: Date.now()
-    }
     try {
-      await this.hub.store.create(record, this.options.holderTtl)
+      if (!(await this.holders.renew(upstream, held.lease)) && this.held.get(upstream) === held) await this.release(upstream, false)
     } catch (error) {
       this.log.warn({ err: error }, '@rt/action-cable: renewing the holder record failed')
     }
+  }
+
+  /**
+   * The upstream ended the connection for good: every rt session it served
+   * ends with the upstream's reason. Live ones at once, on every process (a
+   * notice on the broker); pull ones (long polling) when they are taken up
+   * next, from the holder record — their next poll carries the `disconnect`.
+   */
+  private async ended(upstream: string, reason: string): Promise<void> {
+    const held = this.held.get(upstream)
+    if (held === undefined) return
+    await this.release(upstream, false)
+    try {
+      await this.holders.end(upstream, held.lease, reason)
+      await this.hub.broker.publish(ENDED_STREAM, { upstream, reason } satisfies EndedNotice, { transient: true })
+    } catch (error) {
+      this.log.error({ err: error }, '@rt/action-cable: recording an ended upstream connection failed')
+    }
+    await this.endLive(upstream, reason)
+  }
+
+  /** Ends the sessions of `upstream` attached on this process: the live ones, and a pull session whose poll is held here. */
+  private async endLive(upstream: string, reason: string): Promise<void> {
+    const sessions = [...(this.live.get(upstream) ?? [])]
+    this.live.delete(upstream)
+    const pulled = this.pulled.get(upstream)
+    this.pulled.delete(upstream)
+    // Still attached here: its streams (this upstream's own, read by nothing else) have it as a listener. A session
+    // object whose request is over is left alone (the request holding the session now, anywhere, ends it).
+    if (pulled !== undefined && pulled.identifiers.some((identifier) => this.hub.listeners(upstreamStream(upstream, identifier)) > 0)) sessions.push(pulled)
+    await Promise.all(sessions.map((session) => this.endSession(session, reason)))
+  }
+
+  /** Ends a session as the upstream ended its connection: `disconnect` with the reason (in a long poll's answer too). */
+  private async endSession(session: Session, reason: string): Promise<void> {
+    if (session.isClosed) return
+    await session.disconnect(reason, false)
+    // Nothing is left to deliver or re-subscribe; the stored session keeps the disconnect until it is delivered.
+    if (session.mode === 'pull') session.state.subscriptions = {}
   }
 
   private async publish(upstream: string, identifier: string, message: unknown): Promise<void> {

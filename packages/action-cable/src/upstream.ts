@@ -194,9 +194,14 @@ export class UpstreamConnection {
       case 'ping':
         return
       case 'confirm_subscription':
-      case 'reject_subscription':
-        if (identifier !== undefined) this.waiting.get(identifier)?.(frame.type === 'confirm_subscription')
+      case 'reject_subscription': {
+        if (identifier === undefined) return
+        const settle = this.waiting.get(identifier)
+        // Confirmed at once, not when the waiter runs: a message in the same chunk right behind it is the subscription's.
+        if (settle !== undefined && frame.type === 'confirm_subscription' && this.subscriptions.has(identifier)) this.subscriptions.set(identifier, true)
+        settle?.(frame.type === 'confirm_subscription')
         return
+      }
       case 'disconnect': {
         const reason = typeof frame.reason === 'string' ? frame.reason : 'disconnected'
         if (!this.welcomed && reason === 'unauthorized') {

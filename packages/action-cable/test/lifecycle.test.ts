@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
+import { upstreamStream } from '../src/index.js'
 import { startCable } from './fixture/cable.mjs'
-import { LOBBY, counters, eventually, json, open, startBridge, subscribed, type EventStream } from './helpers.js'
+import { LOBBY, counters, eventually, json, open, poll, startBridge, subscribe, subscribed, type EventStream } from './helpers.js'
 
 const cable = await startCable()
 t.teardown(() => cable.stop())
@@ -64,6 +65,36 @@ t.test('disconnect with reconnect: false from upstream ends the rt session with 
   t.same(end, { type: 'disconnect', reason: 'banned', reconnect: false })
   await get.end()
   await eventually(() => app.rtActionCable.socketCount === 0, 'the upstream socket closed with its session')
+})
+
+t.test('disconnect with reconnect: false over long polling: the poll answer carries the same disconnect, as AnyCable\'s does', async (t) => {
+  const { app, base } = await startBridge(t, cable, fast)
+  const first = await poll(base, { cookie: 'user=lena', lines: [subscribe(LOBBY)] })
+  t.equal(first.status, 200)
+  const id = first.id!
+  await cable.post('/kick', { user: 'lena', reason: 'banned' })
+  await eventually(() => app.rtActionCable.socketCount === 0, 'the upstream socket closed')
+  const next = await poll(base, { id })
+  t.equal(next.status, 200)
+  t.same(next.messages.filter((m) => m.type === 'disconnect'), [{ type: 'disconnect', reason: 'banned', reconnect: false }],
+    'the protocol-level disconnect with the upstream\'s reason, not a bare 401')
+  const again = await poll(base, { id })
+  t.same(again.messages.filter((m) => m.type === 'disconnect'), [{ type: 'disconnect', reason: 'banned', reconnect: false }], 'and on every later poll')
+  t.equal(app.rtActionCable.socketCount, 0, 'no socket re-opened for the ended session')
+})
+
+t.test('disconnect with reconnect: false while a poll is held: that poll is answered at once with the disconnect', async (t) => {
+  const { app, base } = await startBridge(t, cable, fast)
+  const first = await poll(base, { cookie: 'user=olga', lines: [subscribe(LOBBY)] })
+  const id = first.id!
+  const upstream = (await app.rt.hub.store.get(id))?.sourceState?.upstream as string
+  const held = poll(base, { id })
+  await eventually(() => app.rt.hub.listeners(upstreamStream(upstream, LOBBY)) > 0, 'the poll held')
+  await cable.post('/kick', { user: 'olga', reason: 'banned' })
+  const answer = await held
+  t.equal(answer.status, 200)
+  t.same(answer.messages.filter((m) => m.type === 'disconnect'), [{ type: 'disconnect', reason: 'banned', reconnect: false }],
+    'the held poll carries it (not only the next one)')
 })
 
 t.test('an upstream that refuses the re-connect (unauthorized) ends the rt session: disconnect unauthorized', async (t) => {

@@ -9,7 +9,7 @@ import { RedisBroker, RedisSessionStore } from '@rt/redis'
 import { rtLongPoll } from '@rt/long-poll'
 import { rtActionCable } from '../src/index.js'
 import { startCable } from './fixture/cable.mjs'
-import { LOBBY, poll, pollUntil, subscribe } from './helpers.js'
+import { LOBBY, eventually, poll, pollUntil, room, subscribe } from './helpers.js'
 
 const cable = await startCable()
 t.teardown(() => cable.stop())
@@ -46,6 +46,48 @@ async function childNode(): Promise<{ url: string; kill(): Promise<void> }> {
   t.teardown(() => { child.kill('SIGKILL') })
   return { url, kill: async () => { child.kill('SIGKILL'); await exited } }
 }
+
+/** A bridged rt process on Redis in this process. */
+async function localNode(t: { teardown(fn: () => unknown): void }): Promise<{ app: ReturnType<typeof Fastify>; url: string }> {
+  const app = Fastify()
+  const broker = new RedisBroker({ url: 'redis://127.0.0.1:6379', keyPrefix: prefix })
+  const sessionStore = new RedisSessionStore({ url: 'redis://127.0.0.1:6379', keyPrefix: prefix })
+  await app.register(rtCore, { broker, sessionStore })
+  await app.register(rtActionCable, { url: cable.url, origin: cable.origin, holderTtl: HOLDER_TTL, commandTimeout: 1000 })
+  await app.register(rtLongPoll, { pollInterval: 1, flushInterval: 10 })
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(async () => {
+    await app.close()
+    await sessionStore.close()
+    await broker.close()
+  })
+  return { app, url }
+}
+
+t.test('with Redis, two processes taking a dead holder\'s session over at once open exactly one upstream socket', async (t) => {
+  const upstreamSockets = async (user: string): Promise<number> => (await cable.stats()).users.filter((u) => u === user).length
+  const a = await childNode()
+  const connect = await poll(a.url, { cookie: 'user=kira', lines: [subscribe(room('takeover'))] })
+  t.equal(connect.status, 200)
+  const sid = connect.id!
+  await eventually(async () => (await upstreamSockets('kira')) === 1, 'kira connected upstream through A')
+  await a.kill()
+  await eventually(async () => (await upstreamSockets('kira')) === 0, 'A\'s upstream socket gone with A')
+  const b = await localNode(t)
+  const c = await localNode(t)
+  // A precondition, not a measurement: A's holder record has run out (A cannot renew it any more).
+  await new Promise((resolve) => setTimeout(resolve, 2 * HOLDER_TTL))
+
+  // Both take the session up at the same moment (as two requests on two processes would): each asks the bridge to re-open.
+  const sink = { send: () => undefined }
+  const [onB, onC] = await Promise.all([b.app.rt.hub.resume(sid, sink), c.app.rt.hub.resume(sid, sink)])
+  t.ok(onB !== undefined && onC !== undefined, 'both processes took the session up')
+  t.equal(b.app.rtActionCable.socketCount + c.app.rtActionCable.socketCount, 1, 'one of them holds the upstream socket')
+  await eventually(async () => (await upstreamSockets('kira')) >= 1, 'the re-opened upstream socket')
+  t.equal(await upstreamSockets('kira'), 1, 'exactly one upstream socket, on the fixture\'s side too')
+  onB!.detach()
+  onC!.detach()
+})
 
 t.test('with Redis, any process answers a poll; the holder of the upstream socket killed → a poll elsewhere re-opens it', async (t) => {
   const a = await childNode()

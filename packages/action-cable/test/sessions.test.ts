@@ -70,3 +70,16 @@ t.test('session API in bridge mode: the seed\'s messages, two listeners, speak, 
   first.close()
   second.close()
 })
+
+t.test('session API: disconnect with reconnect: false from upstream tells every listener (disconnected) and ends the streams', async (t) => {
+  const url = await sessionsApp(t)
+  const mia = { cookie: 'user=mia' }
+  const listener = await open(url, { headers: mia })
+  t.equal((await post(url, [{ identifier: lobby, subscribe: true }], mia)).status, 200)
+  await listener.nextMatching((e) => (json(e) as { type: string }).type === 'connected')
+  await cable.post('/kick', { user: 'mia', reason: 'banned' })
+  const disconnected = json(await listener.nextMatching((e) => (json(e) as { type: string }).type === 'disconnected')) as Record<string, unknown>
+  t.match(disconnected, { type: 'disconnected', identifier: lobby }, 'told, for the subscription')
+  await listener.end()
+  t.pass('the listener\'s stream ended')
+})

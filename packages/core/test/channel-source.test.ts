@@ -90,3 +90,33 @@ t.test('store records of rt itself ($rt: keys) are never restored or resumed as 
   hub.close()
   await store.close()
 })
+
+t.test('streamFrom with `from`: what was published while subscribed ran is delivered; a stream already read keeps its place', async (t) => {
+  const broker = new MemoryBroker()
+  const hub = new Hub({
+    broker,
+    store: new MemorySessionStore(),
+    channels: {
+      Late: {
+        subscribed: async (ctx) => {
+          const from = await broker.position('late')
+          // Published after the position was read and before the subscription joins the stream (an upstream's confirmation travelling back).
+          await broker.publish('late', { n: Number(ctx.params.n) })
+          ctx.streamFrom('late', { from })
+        }
+      }
+    }
+  })
+  t.teardown(() => hub.close())
+  const sent: Array<Record<string, unknown>> = []
+  const result = await hub.connect(request, { send: (o) => sent.push(o.message as unknown as Record<string, unknown>) })
+  if (!('session' in result)) throw new Error('rejected')
+  await result.session.handle({ command: 'subscribe', identifier: '{"channel":"Late","n":1}' })
+  t.same(sent.filter((m) => 'message' in m).map((m) => m.message), [{ n: 1 }], 'the message published in subscribed() is delivered')
+  await result.session.handle({ command: 'subscribe', identifier: '{"channel":"Late","n":2}' })
+  // The stream is read already (its place is the session's, per stream): `from` changes nothing, nothing comes twice.
+  t.same(sent.filter((m) => 'message' in m).map((m) => [m.identifier, m.message]), [
+    ['{"channel":"Late","n":1}', { n: 1 }],
+    ['{"channel":"Late","n":1}', { n: 2 }]
+  ], 'a stream already read is not caught up again from a later `from`')
+})

@@ -88,6 +88,14 @@ export class ClientSession implements SessionSink {
 
   /** The hub's side: every server message of the session arrives here. */
   send(outgoing: Outgoing): void {
+    const message = outgoing.message
+    if (message.type === 'disconnect' && !('identifier' in message)) {
+      // The hub session ends (an upstream's `disconnect`, a remote disconnect): each subscription is told, then this session closes.
+      /* c8 ignore next -- the hub sends its session nothing before the session is bound */
+      for (const identifier of this.hubSession?.identifiers ?? []) this.deliver(cableEvent('disconnected', identifier, this.ids(identifier), Date.now()))
+      void this.close()
+      return
+    }
     const translated = translate(outgoing)
     if (translated === undefined) return
     this.deliver(cableEvent(translated.type, translated.identifier, this.ids(translated.identifier), translated.timestamp, translated.message))

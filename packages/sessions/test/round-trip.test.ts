@@ -221,3 +221,17 @@ t.test('fastify.close() ends event streams and answers waiting polls', async (t)
   t.equal(app.rtSessions.size, 0)
   t.equal(app.rtSessions.timers.count, 0, 'no timer left')
 })
+
+t.test('the hub session ends (a remote disconnect): every subscription is told disconnected, the streams end', async (t) => {
+  const { base, app } = await start(t)
+  const url = `${base}/${newId()}`
+  const stream = await EventStream.open(url, { cookie: 'user=dora' })
+  await stream.take(1)
+  t.equal((await post(url, [{ identifier: room('ends'), subscribe: true }], { cookie: 'user=dora' })).status, 200)
+  await stream.take(3)
+  await app.rt.hub.disconnectRemote(JSON.stringify({ user: 'dora' }), false)
+  await stream.text()
+  const last = stream.events[stream.events.length - 1]!
+  t.match(last.json, { type: 'disconnected', identifier: room('ends') }, 'told, for the subscription')
+  t.notOk('message' in last.json, 'disconnected carries no message')
+})

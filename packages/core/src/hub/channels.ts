@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import type { StreamMessage } from '../broker.js'
+import type { StreamMessage, StreamPosition } from '../broker.js'
 import { verifySignedStream } from '../signing.js'
 import { isInternalStream } from './protocol.js'
 
@@ -12,6 +12,13 @@ export interface StreamFromOptions {
   whisper?: boolean
   /** Clients may join, leave and read this stream's presence set. Default false. */
   presence?: boolean
+  /**
+   * For a stream the session does not read yet: deliver what was published
+   * after this position (read before `subscribed` asked for it elsewhere, as
+   * `@rt/action-cable` does before subscribing upstream) rather than from now,
+   * so nothing published while `subscribed` ran is missed.
+   */
+  from?: StreamPosition
 }
 
 /** A channel's handle on its subscription's presence set (the stream given `presence: true`). */

@@ -210,10 +210,12 @@ export class Session {
     const subscription: StoredSubscription = { channel: decoded.channel, params: decoded.params, streams: [] }
     const transmissions: unknown[] = []
     const presenceOps: PresenceOp[] = []
+    const starts = new Map<string, StreamPosition>()
     let rejected = false
     const ctx = this.context(identifier, subscription, {
       reject: () => { rejected = true },
-      transmit: (data) => transmissions.push(data)
+      transmit: (data) => transmissions.push(data),
+      from: (stream, position) => starts.set(stream, position)
     }, presenceOps)
     try {
       await channel.subscribed?.(ctx)
@@ -227,6 +229,8 @@ export class Session {
       return OK
     }
     this.state.subscriptions[identifier] = subscription
+    // A stream not read yet starts where the channel asked (`streamFrom(..., { from })`), else at its position now.
+    for (const [stream, position] of starts) if (!this.joined.has(stream)) this.cursor[stream] ??= position
     this.emit({ type: 'confirm_subscription', identifier })
     for (const data of transmissions) this.emit({ identifier, message: data })
     // With a history request, live messages of the new streams wait until the backlog is out, so order holds.
@@ -400,7 +404,7 @@ export class Session {
   private context(
     identifier: string,
     subscription: StoredSubscription,
-    hooks: { reject(): void; transmit(data: unknown): void },
+    hooks: { reject(): void; transmit(data: unknown): void; from?(stream: string, position: StreamPosition): void },
     presenceOps: PresenceOp[] = []
   ): ChannelContext {
     return {
@@ -415,6 +419,7 @@ export class Session {
         if (!subscription.streams.includes(stream)) subscription.streams.push(stream)
         if (options?.whisper === true) subscription.whisper = stream
         if (options?.presence === true) subscription.presence = stream
+        if (options?.from !== undefined) hooks.from?.(stream, options.from)
       },
       stopStream: (stream) => {
         subscription.streams = subscription.streams.filter((s) => s !== stream)
