@@ -1,5 +1,5 @@
 import t from 'tap'
-import { MemoryBroker } from '../src/memory-broker.js'
+import { MemoryBroker, newEpoch } from '../src/memory-broker.js'
 import { brokerContract } from '../src/testing/broker-contract.js'
 
 let clock = 1_700_000_000_000
@@ -103,4 +103,10 @@ t.test('onAppend and onDrop hooks see what history keeps and drops', async (t) =
   broker.sweep()
   t.same(appended, [1])
   t.same(dropped, ['s'])
+})
+
+t.test('pooled epochs are distinct and 8 URL-safe characters, across pool refills', async (t) => {
+  const epochs = new Set(Array.from({ length: 1000 }, () => newEpoch()))
+  t.equal(epochs.size, 1000)
+  t.ok([...epochs].every((epoch) => /^[A-Za-z0-9_-]{8}$/.test(epoch)))
 })

@@ -40,13 +40,12 @@ class ResponseWatch {
     // answer is sent; a reset stream shows a non-zero code instead (NO_ERROR is 0).
     const h2 = (res as unknown as { stream?: { rstCode?: number } }).stream
     const socket = res.socket!
+    // One listener: 'close' follows every response, in the tick after 'finish' when it was written (the
+    // socket cannot change state in between), alone when the client left first.
     this.delivered = new Promise((resolve) => {
-      res.once('finish', () => {
-        clearTimeout(this.cutOff)
-        resolve(h2 === undefined ? !socket.destroyed : !h2.rstCode)
-      })
       res.once('close', () => {
         clearTimeout(this.cutOff)
+        if (res.writableFinished) return resolve(h2 === undefined ? !socket.destroyed : !h2.rstCode)
         resolve(false)
         this.onAbort()
       })

@@ -101,20 +101,36 @@ local function epoch()
 end
 
 if op == 'publish' then
-  -- ARGV[6] channel, ARGV[7] body {"data":…,"meta":…}, ARGV[8] '1' when transient, ARGV[9] PUBLISH or SPUBLISH
+  -- ARGV[6] channel, ARGV[7] body {"data":…,"meta":…}, ARGV[8] '1' when transient, ARGV[9] PUBLISH or SPUBLISH,
+  -- then more (body, transient) pairs: a batch of publishes to this stream, applied in order in this one run.
+  -- Returns {offset, epoch, stamp, offset of the 2nd message, …} (transient messages: offset 0).
   local e = epoch()
   local time = now()
   local stamp = math.max(time, field('ts', '0'))
-  local offset = 0
-  local after = field('offset', '0')
-  if ARGV[8] ~= '1' then
-    offset = redis.call('HINCRBY', meta, 'offset', 1)
-    after = offset - 1
-    redis.call('HSET', meta, 'ts', int(stamp))
+  local last = field('offset', '0')
+  local stored = false
+  local reply = {0, e, stamp}
+  local i = 7
+  while ARGV[i] ~= nil do
+    local body = ARGV[i]
+    local offset = 0
+    local after = last
+    if ARGV[i + 1] ~= '1' then
+      last = last + 1
+      offset = last
+      after = offset - 1
+      stored = true
+      if limit ~= 0 then redis.call('XADD', hist, int(offset) .. '-0', 't', int(stamp), 'b', body) end
+    end
+    redis.call(ARGV[9], ARGV[6], '{"o":' .. int(offset) .. ',"a":' .. int(after) .. ',"e":"' .. e .. '","t":' .. int(stamp) .. ',"b":' .. body .. '}')
+    if i == 7 then reply[1] = offset else reply[#reply + 1] = offset end
+    i = i + (i == 7 and 3 or 2)
+  end
+  if stored then
+    redis.call('HSET', meta, 'offset', int(last), 'ts', int(stamp))
     if limit == 0 then
-      evict(offset)
+      evict(last)
     else
-      redis.call('XADD', hist, int(offset) .. '-0', 't', int(stamp), 'b', ARGV[7])
       local excess = redis.call('XLEN', hist) - limit
       if excess > 0 then
         local dropped = redis.call('XRANGE', hist, '-', '+', 'COUNT', excess)
@@ -124,8 +140,7 @@ if op == 'publish' then
     end
   end
   touch()
-  redis.call(ARGV[9], ARGV[6], '{"o":' .. int(offset) .. ',"a":' .. int(after) .. ',"e":"' .. e .. '","t":' .. int(stamp) .. ',"b":' .. ARGV[7] .. '}')
-  return {offset, e, stamp}
+  return reply
 elseif op == 'position' then
   local e = epoch()
   touch()

@@ -98,6 +98,15 @@ export type RedisBrokerOptions = RedisConnectionOptions & RedisCommonOptions & R
    * always uses PUBLISH.
    */
   pubsub?: 'sharded' | 'classic'
+  /**
+   * Most publishes to one stream sent to Redis in one script run. Publishes
+   * made in the same task (e.g. `Promise.all` over many, or a loop that does
+   * not await each) are queued until the task ends; each run
+   * of consecutive publishes to one stream, up to this many, is applied by one
+   * script call, in call order. Default 100. `1` sends every publish in a
+   * script call of its own.
+   */
+  publishBatch?: number
 }
 
 /** Options of {@link RedisSessionStore}. */

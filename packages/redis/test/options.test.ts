@@ -31,6 +31,8 @@ t.test('options are checked at construction, errors prefixed with the package na
   t.throws(make({ client: redis, historyTtl: 0 }), /historyTtl must be a positive number of seconds/)
   t.throws(make({ client: redis, streamTtl: 'long' }), /streamTtl must be a positive number/)
   t.throws(make({ client: redis, pubsub: 'fast' }), /pubsub must be 'sharded' or 'classic'/)
+  t.throws(make({ client: redis, publishBatch: 0 }), /publishBatch must be a positive integer/)
+  t.throws(make({ client: redis, publishBatch: 2.5 }), /publishBatch must be a positive integer/)
   t.throws(() => new RedisSessionStore({ url: REDIS_URL, client: redis } as never), /pass exactly one/)
 })
 
