@@ -42,7 +42,9 @@ export class ServerProcess {
 
   static async start (name: string, options: TargetOptions, profileDir?: string): Promise<ServerProcess> {
     const stamp = `${name}-${Date.now()}`
-    const execArgv = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${stamp}.cpuprofile`]
+    // BENCH_SERVER_NODE_ARGS: extra node flags for server processes only (e.g. `--trace-gc`), split on spaces.
+    const extra = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter((arg) => arg !== '') ?? []
+    const execArgv = [...extra, ...(profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${stamp}.cpuprofile`])]
     const env = profileDir === undefined ? process.env : { ...process.env, BENCH_PROFILE_MARK: join(profileDir, `${stamp}.mark.json`) }
     const child = fork(here('./server.js'), [name, JSON.stringify(options)], { execArgv, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     const ready = await expect<FromServer, 'ready'>(child, 'ready', 30_000, name).catch((error: unknown) => {
