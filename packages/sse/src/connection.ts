@@ -59,8 +59,8 @@ export interface ConnectionOptions {
  * fan-out down or growing without bound.
  */
 export class SseConnection implements Pingable {
-  /** Positions of the stream messages written (GET). */
-  private readonly written = new Map<string, StreamPosition>()
+  /** Positions of the stream messages written (multi-stream GET only: made on first use, as most connections never need it). */
+  private written: Map<string, StreamPosition> | undefined
   /** Takes the connection off its ping wheel. */
   private stopPings: (() => void) | undefined
   private drainTimer: NodeJS.Timeout | undefined
@@ -168,6 +168,7 @@ export class SseConnection implements Pingable {
   /** Records a stream message's position (multi-stream connections: for their cursor id). */
   private track(message: ServerMessage): void {
     const { stream_id: stream, epoch, offset } = message as { stream_id: string; epoch: string; offset: number }
+    this.written ??= new Map()
     const known = this.written.get(stream)
     // History replayed after live messages (a later `history` command) never moves the cursor back.
     // Updated in place: this runs per connection per message.
@@ -181,7 +182,7 @@ export class SseConnection implements Pingable {
   private positions(streams: readonly string[]): Map<string, StreamPosition> {
     const positions = new Map<string, StreamPosition>()
     for (const stream of streams) {
-      const position = this.written.get(stream) ?? this.options.cursor.start(stream)
+      const position = this.written?.get(stream) ?? this.options.cursor.start(stream)
       if (position !== undefined) positions.set(stream, position)
     }
     return positions
