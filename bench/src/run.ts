@@ -114,10 +114,12 @@ async function main (): Promise<void> {
   const out: ScenarioResult[] = []
   try {
     for (const scenario of scenarios(quick)) {
-      if (only !== undefined && !only.includes(scenario.id)) continue
+      // --only takes scenario ids (s1) or group ids (s1-10000-100).
+      const picked = (group: Group): boolean => only === undefined || only.includes(scenario.id) || only.includes(group.id)
+      if (!scenario.groups.some(picked)) continue
       console.log(scenario.title)
       const groups: GroupResult[] = []
-      for (const group of scenario.groups) {
+      for (const group of scenario.groups.filter(picked)) {
         console.log(` ${group.title}`)
         groups.push(await runGroup(group, skip, pool))
       }

@@ -85,7 +85,9 @@ export function scenarios (quick: boolean): Scenario[] {
         kind: 'delivery',
         rt: 'rt-sse',
         ceiling: 'ceiling-sse',
-        deliveries: sseTargets(manyClients, manyClients, q(5000, 2000), q(4000, 500), drainMs, settleMs)
+        note: 'rt pings every connection every 3 s (AnyCable\'s default, `ping_interval`): with 10k connections that is 3.3k ping writes a second next to the 5k messages, where better-sse pings every 10 s, @fastify/sse every 30 s and the ceiling never. The second rt row asks for 30 s pings (`?pi=30`, AnyCable\'s per-connection option) to show what that duty costs.',
+        deliveries: ((targets) => [targets[0]!, { ...targets[0]!, label: 'rt (@rt/sse), pings every 30 s (?pi=30)', path: `${RT_SSE.path}&pi=30` }, ...targets.slice(1)])(
+          sseTargets(manyClients, manyClients, q(5000, 2000), q(4000, 500), drainMs, settleMs))
       }]
     },
     {
