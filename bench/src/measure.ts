@@ -33,6 +33,8 @@ export interface DeliverySpec {
   loadProcesses?: number
   /** Load process i connects from 127.0.0.(10 + i), so that each has the whole ephemeral port range. */
   localAddresses?: boolean
+  /** How long one client may take to be ready (default 20 s). */
+  connectTimeoutMs?: number
 }
 
 /** What a row of the results table holds. */
@@ -139,7 +141,7 @@ export async function deliver (shared: Pool, spec: DeliverySpec, profileDir?: st
     const base = await server.stats(true)
     const shares: number[][] = pool.loads.map(() => [])
     for (let client = 0; client < spec.clients; client++) (shares[client % shares.length] as number[]).push(client % spec.streams)
-    const connectTimeoutMs = 20_000
+    const connectTimeoutMs = spec.connectTimeoutMs ?? 20_000
     const opened = await Promise.all(pool.loads.map((load, i) => load.start({
       kind: spec.kind,
       port: (servers[i % servers.length] as ServerProcess).port,
