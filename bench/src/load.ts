@@ -38,7 +38,8 @@ export class LoadRun {
           port: job.port,
           path: (job.path ?? '/sse?stream={stream}').replace('{stream}', encodeURIComponent(name)),
           readyMarker: job.readyMarker,
-          maxReconnects: job.maxReconnects
+          maxReconnects: job.maxReconnects,
+          localAddress: job.localAddress
         }, this.onMessage)
       case 'ceiling-lp':
         return new CeilingPollClient(tracker, context)

@@ -1,6 +1,6 @@
 import { Histogram } from './histogram.js'
 import { LoadProcess, ServerProcess } from './processes.js'
-import type { ClientKind, LoadResult } from './protocol.js'
+import type { ClientKind, LoadResult, PublishPlan, PublishReport, ServerStats } from './protocol.js'
 import type { TargetOptions } from './servers/target.js'
 import { now } from './tracker.js'
 
@@ -23,6 +23,18 @@ export interface DeliverySpec {
   historyLimit: number
   /** Reconnect storm: every client drops its connection this far into publishing. */
   dropAtMs?: number
+  /**
+   * Server processes of the target, each on its own port with its share of the
+   * clients, publishing the same plan in process (default 1). For more
+   * connections than one process may hold descriptors for (`ulimit -Hn`).
+   */
+  servers?: number
+  /** Load processes of this row's own (default: the shared pool); load process i talks to server i % servers. */
+  loadProcesses?: number
+  /** Load process i connects from 127.0.0.(10 + i), so that each has the whole ephemeral port range. */
+  localAddresses?: boolean
+  /** How long one client may take to be ready (default 20 s). */
+  connectTimeoutMs?: number
 }
 
 /** What a row of the results table holds. */
@@ -91,18 +103,49 @@ function statusOf (row: Row): string {
 }
 
 /** Runs one delivery spec end to end; a failure to start or to finish becomes the row's status. */
-export async function deliver (pool: Pool, spec: DeliverySpec, profileDir?: string): Promise<Row> {
+/** The servers of one row, read and driven as one: RSS and CPU summed, the clock of the first. */
+class ServerSet {
+  constructor (readonly servers: ServerProcess[]) {}
+
+  async stats (gc = false): Promise<ServerStats> {
+    const all = await Promise.all(this.servers.map((server) => server.stats(gc)))
+    const sum = (pick: (s: ServerStats) => number): number => all.reduce((total, s) => total + pick(s), 0)
+    return { rss: sum((s) => s.rss), peakRss: sum((s) => s.peakRss), cpuMs: sum((s) => s.cpuMs), at: (all[0] as ServerStats).at }
+  }
+
+  mark (end = false): void {
+    for (const server of this.servers) server.mark(end)
+  }
+
+  /** Every server publishes the plan; the report of each server is for the clients connected to it. */
+  async publish (plan: PublishPlan): Promise<PublishReport[]> {
+    return Promise.all(this.servers.map((server) => server.publish(plan)))
+  }
+
+  async close (): Promise<void> {
+    await Promise.all(this.servers.map((server) => server.close()))
+  }
+}
+
+/** Runs one delivery spec end to end; a failure to start or to finish becomes the row's status. */
+export async function deliver (shared: Pool, spec: DeliverySpec, profileDir?: string): Promise<Row> {
   const options: TargetOptions = { streamPrefix: 'bench-', streams: spec.streams, historyLimit: spec.historyLimit, holdSeconds: spec.holdSeconds }
-  let server: ServerProcess | undefined
+  const pool = spec.loadProcesses === undefined ? shared : createPool(spec.loadProcesses)
+  let server: ServerSet | undefined
   try {
-    server = await ServerProcess.start(spec.target, options, profileDir)
-    const base = await server.stats()
+    const started = await Promise.allSettled(Array.from({ length: spec.servers ?? 1 }, () => ServerProcess.start(spec.target, options, profileDir)))
+    server = new ServerSet(started.flatMap((result) => result.status === 'fulfilled' ? [result.value] : []))
+    const failed = started.find((result): result is PromiseRejectedResult => result.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
+    const servers = server.servers
+    const base = await server.stats(true)
     const shares: number[][] = pool.loads.map(() => [])
     for (let client = 0; client < spec.clients; client++) (shares[client % shares.length] as number[]).push(client % spec.streams)
-    const connectTimeoutMs = 20_000
+    const connectTimeoutMs = spec.connectTimeoutMs ?? 20_000
     const opened = await Promise.all(pool.loads.map((load, i) => load.start({
       kind: spec.kind,
-      port: server?.port ?? 0,
+      port: (servers[i % servers.length] as ServerProcess).port,
+      ...(spec.localAddresses === true ? { localAddress: `127.0.0.${10 + i}` } : {}),
       streams: shares[i] as number[],
       path: spec.path,
       readyMarker: spec.readyMarker,
@@ -114,7 +157,8 @@ export async function deliver (pool: Pool, spec: DeliverySpec, profileDir?: stri
     }, connectTimeoutMs + spec.clients * 10 + 10_000)))
     const connected = opened.reduce((sum, o) => sum + o.connected, 0)
     await sleep(spec.settleMs)
-    const idle = await server.stats()
+    // After a full collection: what the connections hold, not the garbage their connecting left (every target alike).
+    const idle = await server.stats(true)
     server.mark()
     const publishing = server.publish({ rate: spec.rate, durationMs: spec.durationMs, streams: spec.streams })
     // Awaited below; a failure during the storm's wait must not count as unhandled meanwhile.
@@ -125,9 +169,15 @@ export async function deliver (pool: Pool, spec: DeliverySpec, profileDir?: stri
       dropAt = now()
       for (const load of pool.loads) load.drop(dropAt)
     }
-    const report = await publishing
+    const reports = await publishing
+    const report: PublishReport = {
+      counts: (reports[0] as PublishReport).counts,
+      sent: reports.reduce((total, r) => total + r.sent, 0),
+      start: Math.min(...reports.map((r) => r.start)),
+      end: Math.max(...reports.map((r) => r.end))
+    }
     const deadline = now() + spec.drainMs
-    const results: LoadResult[] = await Promise.all(pool.loads.map((load) => load.finish(report.counts, deadline, spec.drainMs + 30_000)))
+    const results: LoadResult[] = await Promise.all(pool.loads.map((load, i) => load.finish((reports[i % reports.length] as PublishReport).counts, deadline, spec.drainMs + 30_000)))
     const end = await server.stats()
     server.mark(true)
     await Promise.all(pool.loads.map((load) => load.stopClients()))
@@ -150,7 +200,7 @@ export async function deliver (pool: Pool, spec: DeliverySpec, profileDir?: stri
       clients: spec.clients,
       connected,
       connectMs: Math.max(...opened.map((o) => o.ms)),
-      sentPerSec: report.sent / ((report.end - report.start) / 1000),
+      sentPerSec: report.sent / servers.length / ((report.end - report.start) / 1000),
       delivered,
       expected: sum((r) => r.expected),
       deliveredPerSec: lastReceive > report.start ? delivered / ((lastReceive - report.start) / 1000) : 0,
@@ -180,5 +230,6 @@ export async function deliver (pool: Pool, spec: DeliverySpec, profileDir?: stri
     return { target: spec.target, label: spec.label, status: `FAIL: ${error instanceof Error ? error.message : String(error)}` }
   } finally {
     await server?.close()
+    if (pool !== shared) for (const load of pool.loads) load.stop()
   }
 }

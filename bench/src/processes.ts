@@ -42,7 +42,10 @@ export class ServerProcess {
 
   static async start (name: string, options: TargetOptions, profileDir?: string): Promise<ServerProcess> {
     const stamp = `${name}-${Date.now()}`
-    const execArgv = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${stamp}.cpuprofile`]
+    // BENCH_SERVER_NODE_ARGS: extra node flags for server processes only (e.g. `--trace-gc`), split on spaces.
+    const extra = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter((arg) => arg !== '') ?? []
+    // --expose-gc: the idle RSS is read after a full collection (stats({ gc: true })), the same for every target.
+    const execArgv = ['--expose-gc', ...extra, ...(profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${stamp}.cpuprofile`])]
     const env = profileDir === undefined ? process.env : { ...process.env, BENCH_PROFILE_MARK: join(profileDir, `${stamp}.mark.json`) }
     const child = fork(here('./server.js'), [name, JSON.stringify(options)], { execArgv, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     const ready = await expect<FromServer, 'ready'>(child, 'ready', 30_000, name).catch((error: unknown) => {
@@ -63,8 +66,8 @@ export class ServerProcess {
     this.child.send({ type: 'mark', end } satisfies ToServer)
   }
 
-  async stats (): Promise<ServerStats> {
-    return (await this.ask({ type: 'stats' }, 'stats', 10_000)).stats
+  async stats (gc = false): Promise<ServerStats> {
+    return (await this.ask({ type: 'stats', gc }, 'stats', 30_000)).stats
   }
 
   async publish (plan: PublishPlan): Promise<PublishReport> {

@@ -28,6 +28,8 @@ export interface LoadJob {
   connectConcurrency: number
   connectTimeoutMs: number
   maxReconnects: number
+  /** Source address of this process's connections (an address of 127.0.0.0/8: each has its own ephemeral ports). */
+  localAddress?: string
 }
 
 export type ToLoad =
@@ -83,7 +85,8 @@ export interface ServerStats {
 }
 
 export type ToServer =
-  | { type: 'stats' }
+  /** `gc`: a full garbage collection first, so that RSS counts what is held, not what is not yet collected. */
+  | { type: 'stats'; gc?: boolean }
   | { type: 'publish'; plan: PublishPlan }
   | { type: 'inproc'; count: number; maxMs: number }
   /** Start (or end) of the measured window: a profiled server's summary counts only samples inside it. */

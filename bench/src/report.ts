@@ -60,6 +60,9 @@ export function ratios (result: GroupResult, row: Row): { main?: number; cpu?: n
   }
 }
 
+/** rt's memory per idle connection over the ceiling's above this is flagged. */
+export const IDLE_MEMORY_BOUND = 1.1
+
 /** rt ÷ peer below this is "below a peer" (1 minus the noise between two runs here). */
 export const PEER_TOLERANCE = 0.95
 
@@ -78,6 +81,12 @@ export function flags (scenarios: ScenarioResult[]): string[] {
         // Below a peer means by more than run-to-run noise on a shared machine (5 %).
         const floor = reference ? 0.8 : PEER_TOLERANCE
         const peerFailed = row.status !== 'ok'
+        if (result.group.kind === 'idle') {
+          // Memory: rt may hold at most 1.1× the ceiling's per connection (issue 20).
+          const memory = ratio(rt?.rssIdleKbPerConn, row.rssIdleKbPerConn)
+          if (reference && memory !== undefined && memory > IDLE_MEMORY_BOUND) out.push(`${scenario.id} ${result.group.title}: rt holds ${memory.toFixed(2)}× the memory per idle connection of ${row.label}`)
+          continue
+        }
         const checks = result.group.kind === 'storm'
           ? [['catch-up speed', r.catchUp], ['throughput per CPU-second', r.cpu]] as const
           : [['throughput', r.main], ['throughput per CPU-second', r.cpu]] as const
@@ -111,6 +120,18 @@ function deliveryTable (result: GroupResult, storm: boolean): string[] {
   return lines
 }
 
+/** Idle connections and one broadcast: memory per connection, and how fast the broadcast reached everyone. */
+function idleTable (result: GroupResult): string[] {
+  const rt = result.rows.find((r) => r.target === result.group.rt)
+  const lines = ['| | status | conns | lost | dup | broadcast p50 ms | p99 ms | max ms | idle KB/conn | rt ÷ this (KB/conn) |', '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|']
+  for (const row of result.rows) {
+    const conns = row.connected === undefined ? '—' : row.connected === row.clients ? fmt(row.connected) : `${fmt(row.connected)}/${fmt(row.clients)}`
+    const memory = rt === undefined || rt === row ? undefined : ratio(rt.rssIdleKbPerConn, row.rssIdleKbPerConn)
+    lines.push(`| ${row.label} | ${row.status} | ${conns} | ${fmt(row.lost)} | ${fmt(row.duplicates)} | ${ms(row.p50)} | ${ms(row.p99)} | ${ms(row.maxLatency)} | ${fmt(row.rssIdleKbPerConn, 1)} | ${showRatio(memory)} |`)
+  }
+  return lines
+}
+
 function requestTable (result: GroupResult): string[] {
   const lines = ['| | status | req/s (or publishes/s) | p50 ms | p99 ms | CPU % | per CPU-s | rt ÷ this | rt ÷ this (per CPU-s) |', '|---|---|---:|---:|---:|---:|---:|---:|---:|']
   for (const row of result.rows) {
@@ -132,6 +153,12 @@ function summary (results: Results): string[] {
       const rt = result.rows.find((r) => r.target === group.rt)
       if (rt === undefined) continue
       const storm = group.kind === 'storm'
+      if (group.kind === 'idle') {
+        const ceiling = result.rows.find((r) => r.target === group.ceiling)
+        const memory = ratio(rt.rssIdleKbPerConn, ceiling?.rssIdleKbPerConn)
+        lines.push(`| ${scenario.id}: ${group.title} | ${fmt(rt.rssIdleKbPerConn, 1)} KB/conn | ${rt.status} | ${ms(rt.p99)} | — | — | — | memory ${showRatio(memory)} (ceiling ${fmt(ceiling?.rssIdleKbPerConn, 1)} KB/conn) | — |`)
+        continue
+      }
       const unit = group.kind === 'requests' ? 'req/s' : storm ? 'ms to catch up' : 'msg/s'
       const figure = storm ? rt.catchUpMs : main(group, rt)
       // Floors (a bare Fastify route) stand in where a scenario has no peer.
@@ -162,7 +189,7 @@ export function markdown (results: Results): string {
     '',
     'Server, load generators (2 processes) and autocannon share the machine\'s cores on 127.0.0.1. "rt ÷ this" > 1 means rt is ahead.',
     'A row whose status is FAIL lost or duplicated messages (or clients never connected): its speed does not count.',
-    'CPU % is the server process only (100 % = one core). KB/conn: server RSS growth over the empty server, per connection (idle: connected, nothing published; load: peak while publishing).',
+    'CPU % is the server process only (100 % = one core). KB/conn: server RSS growth over the empty server, per connection (idle: connected, nothing published, read after a full GC; load: peak while publishing).',
     '',
     '## Summary',
     '',
@@ -177,7 +204,8 @@ export function markdown (results: Results): string {
     for (const result of scenario.groups) {
       lines.push(`### ${result.group.title}`, '')
       if (result.group.note !== undefined) lines.push(result.group.note, '')
-      lines.push(...(result.group.kind === 'requests' ? requestTable(result) : deliveryTable(result, result.group.kind === 'storm')), '')
+      const kind = result.group.kind
+      lines.push(...(kind === 'requests' ? requestTable(result) : kind === 'idle' ? idleTable(result) : deliveryTable(result, kind === 'storm')), '')
     }
   }
   lines.push('## rt below 0.8× the ceiling or below a peer (by more than 5 %)', '')

@@ -1,5 +1,5 @@
 /**
- * `pnpm bench [--quick] [--only s1,s3,s4-golongpoll] [--profile rt-sse,rt-lp]`: runs the
+ * `pnpm bench [--quick] [--only s1,s3,s4-golongpoll] [--targets rt-sse,ceiling-sse] [--profile rt-sse,rt-lp]`: runs the
  * scenarios of issue 10 and writes bench/results/latest.{md,json} (a
  * `--quick` smoke run writes quick.{md,json}; `--only` or `--profile`,
  * partial.{md,json}). Every server and load generator
@@ -24,11 +24,15 @@ const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
-    profile: { type: 'string' }
+    profile: { type: 'string' },
+    targets: { type: 'string' }
   }
 })
 const quick = values.quick === true
 const only = values.only?.split(',').filter((id) => id !== '')
+// Only these targets' rows (e.g. `--targets rt-sse,ceiling-sse`): a focused comparison that loads the machine less.
+const targets = values.targets?.split(',').filter((name) => name !== '')
+const wanted = (target: string): boolean => targets === undefined || targets.includes(target)
 const profiled = new Set(values.profile?.split(',').filter((name) => name !== '') ?? [])
 const resultsDir = fileURLToPath(new URL('../results/', import.meta.url))
 const profileDir = `${resultsDir}profiles`
@@ -62,18 +66,18 @@ async function runGroup (group: Group, skip: Map<string, string>, pool: ReturnTy
     const why = skip.get(target)
     return why === undefined ? undefined : { target, label, status: `not measured: ${why}` }
   }
-  for (const spec of group.deliveries ?? []) {
+  for (const spec of (group.deliveries ?? []).filter((d) => wanted(d.target))) {
     const row = notMeasured(spec.target, spec.label) ?? await deliver(pool, spec, dir(spec.target))
     log(row)
     rows.push(row)
   }
   const options: TargetOptions = { streamPrefix: 'bench-', streams: 1, historyLimit: 10_000, holdSeconds: 10 }
-  for (const spec of group.cannons ?? []) {
+  for (const spec of (group.cannons ?? []).filter((c) => wanted(c.target))) {
     const row = notMeasured(spec.target, spec.label) ?? await cannon(spec, options, dir(spec.target))
     log(row)
     rows.push(row)
   }
-  for (const spec of group.inproc ?? []) {
+  for (const spec of (group.inproc ?? []).filter((i) => wanted(i.target))) {
     const row = notMeasured(spec.target, spec.label) ?? await inproc(spec.target, spec.label, spec.count, spec.maxMs, options, dir(spec.target))
     log(row)
     rows.push(row)
@@ -117,12 +121,14 @@ async function main (): Promise<void> {
   const out: ScenarioResult[] = []
   try {
     for (const scenario of scenarios(quick)) {
-      // `--only` takes scenario ids (s4) and group ids (s4-golongpoll).
-      const wanted = only === undefined || only.includes(scenario.id) ? scenario.groups : scenario.groups.filter((group) => only.includes(group.id))
-      if (wanted.length === 0) continue
+      // --only takes scenario ids (s1) or group ids (s1-10000-100).
+      const picked = (group: Group): boolean => only === undefined
+        ? scenario.onRequest !== true
+        : only.includes(scenario.id) || only.includes(group.id)
+      if (!scenario.groups.some(picked)) continue
       console.log(scenario.title)
       const groups: GroupResult[] = []
-      for (const group of wanted) {
+      for (const group of scenario.groups.filter(picked)) {
         console.log(` ${group.title}`)
         groups.push(await runGroup(group, skip, pool))
       }
@@ -141,7 +147,7 @@ async function main (): Promise<void> {
   }
   mkdirSync(resultsDir, { recursive: true })
   // Only a complete, unprofiled full run is `latest`; partial or profiled runs never overwrite it.
-  const name = quick ? 'quick' : only !== undefined || profiled.size > 0 ? 'partial' : 'latest'
+  const name = quick ? 'quick' : only !== undefined || targets !== undefined || profiled.size > 0 ? 'partial' : 'latest'
   writeFileSync(`${resultsDir}${name}.json`, `${JSON.stringify(results, null, 2)}\n`)
   writeFileSync(`${resultsDir}${name}.md`, markdown(results))
   console.log(`\nwrote bench/results/${name}.md and ${name}.json in ${results.durationSeconds.toFixed(0)} s`)

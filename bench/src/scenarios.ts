@@ -6,7 +6,7 @@ import { BROADCAST_KEY } from './servers/rt.js'
 export interface Group {
   id: string
   title: string
-  kind: 'delivery' | 'requests' | 'storm'
+  kind: 'delivery' | 'requests' | 'storm' | 'idle'
   /** The rt row's target, the ceiling's, and the peers'. */
   rt: string
   ceiling: string
@@ -23,6 +23,8 @@ export interface Scenario {
   title: string
   groups: Group[]
   note?: string
+  /** Run only when `--only` names it (too long for every full run). */
+  onRequest?: boolean
 }
 
 /** rt's SSE client path and the text that says its subscription is confirmed. */
@@ -54,6 +56,10 @@ export function scenarios (quick: boolean): Scenario[] {
   const stormClients = q(5000, 300)
   // Steady state well within every target's capacity (50k deliveries/s), so the storm itself is what is measured.
   const stormRate = q(10, 50)
+  // Idle connections: more than one process may hold here (the hard descriptor limit is 20 000 per process on
+  // the bench VM), so they are spread over server processes of the same target, ~14k each.
+  const idleClients = q(100_000, 2000)
+  const idleServers = q(7, 2)
   const cannonSeconds = q(5, 1)
   const drainMs = q(15_000, 4000)
   const settleMs = q(500, 150)
@@ -81,7 +87,9 @@ export function scenarios (quick: boolean): Scenario[] {
         kind: 'delivery',
         rt: 'rt-sse',
         ceiling: 'ceiling-sse',
-        deliveries: sseTargets(manyClients, manyClients, q(5000, 2000), q(4000, 500), drainMs, settleMs)
+        note: 'rt pings every connection every 3 s (AnyCable\'s default, `ping_interval`): with 10k connections that is 3.3k ping writes a second next to the 5k messages, where better-sse pings every 10 s, @fastify/sse every 30 s and the ceiling never. The second rt row asks for 30 s pings (`?pi=30`, AnyCable\'s per-connection option) to show what that duty costs.',
+        deliveries: ((targets) => [targets[0]!, { ...targets[0]!, label: 'rt (@rt/sse), pings every 30 s (?pi=30)', path: `${RT_SSE.path}&pi=30` }, ...targets.slice(1)])(
+          sseTargets(manyClients, manyClients, q(5000, 2000), q(4000, 500), drainMs, settleMs))
       }]
     },
     {
@@ -198,6 +206,40 @@ export function scenarios (quick: boolean): Scenario[] {
         ceiling: 'ceiling-sse',
         note: 'better-sse and @fastify/sse keep no history: their routes replay from an array after Last-Event-ID (what a user would add). Catch-up time: from the drop until every client has everything up to a message published after the drop.',
         deliveries: sseTargets(stormClients, 1, stormRate, q(6000, 1500), drainMs, settleMs, q(2000, 400))
+      }]
+    },
+    {
+      id: 's7',
+      title: '7. Idle SSE connections: many connections held on one stream, then one broadcast to all of them',
+      // Opening 2 × 100k connections took 16 min with the machine shared (5-15 min more than every other row together).
+      onRequest: true,
+      groups: [{
+        id: 's7',
+        title: `${idleClients.toLocaleString('en-US')} idle connections on one stream over ${idleServers} server processes, then one broadcast`,
+        kind: 'idle',
+        rt: 'rt-sse',
+        ceiling: 'ceiling-sse',
+        note: `One process may hold at most \`ulimit -Hn\` descriptors (20 000 on the bench VM, and it cannot be raised there), so each target runs as ${idleServers} processes of its own with ${Math.round(idleClients / idleServers).toLocaleString('en-US')} connections each, fed by ${idleServers} load processes, each connecting from its own source address in 127.0.0.0/8 (its own ephemeral port range). KB/conn: the RSS growth of all server processes over the empty ones, each read after a full GC, ÷ connections. The broadcast is one publish in each process (one message to every connection); latency from publish to receipt.`,
+        deliveries: [
+          { target: 'rt-sse', label: 'rt (@rt/sse)', ...RT_SSE },
+          { target: 'ceiling-sse', label: 'ceiling (node:http, one Buffer)', path: '/sse?stream={stream}' }
+        ].map((t) => ({
+          ...t,
+          kind: 'sse' as const,
+          clients: idleClients,
+          streams: 1,
+          rate: 1,
+          durationMs: 1000,
+          drainMs,
+          settleMs: q(2000, 300),
+          holdSeconds: hold,
+          historyLimit: 10_000,
+          servers: idleServers,
+          loadProcesses: idleServers,
+          localAddresses: true,
+          // Opening 100k connections on a busy 2-core machine leaves some waiting in the accept queue for long.
+          connectTimeoutMs: 120_000
+        }))
       }]
     }
   ]

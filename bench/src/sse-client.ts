@@ -27,6 +27,8 @@ export interface SseClientOptions {
   readyMarker?: string
   /** Reconnections allowed after the server ends the stream (a real EventSource retries forever; a bench client stops). */
   maxReconnects: number
+  /** Source address to connect from (default: the system's choice). */
+  localAddress?: string | undefined
 }
 
 /**
@@ -80,7 +82,7 @@ export class SseClient {
     const headers: Record<string, string> = { accept: 'text/event-stream' }
     if (this.lastEventId !== undefined) headers['last-event-id'] = this.lastEventId
     this.buffer = ''
-    const request = http.request({ host: '127.0.0.1', port: this.options.port, path: this.options.path, headers, agent: false })
+    const request = http.request({ host: '127.0.0.1', port: this.options.port, path: this.options.path, headers, agent: false, ...(this.options.localAddress === undefined ? {} : { localAddress: this.options.localAddress }) })
     this.request = request
     request.on('response', (response) => {
       if (response.statusCode !== 200) {

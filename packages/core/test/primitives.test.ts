@@ -86,3 +86,17 @@ t.test('catchUp: a reader at offset 0 of a vanished epoch has a gap only if the 
   const lost = await catchUp(broker, 's', { offset: 0, epoch: 'vanished' })
   t.equal(lost.gap, true)
 })
+
+t.test('an Outgoing encodes once per encoder, however the calls alternate', async (t) => {
+  const { Outgoing } = await import('../src/hub/protocol.js')
+  const calls: string[] = []
+  const json = (message: object): string => { calls.push('json'); return JSON.stringify(message) }
+  const length = (message: object): number => { calls.push('length'); return JSON.stringify(message).length }
+  const outgoing = new Outgoing({ identifier: 'i', message: 'm' })
+  const first = outgoing.encode(json)
+  t.equal(outgoing.encode(json), first, 'the same encoder again: the same result')
+  t.equal(outgoing.encode(length), first.length)
+  t.equal(outgoing.encode(json), first, 'back to the first encoder: still its first result')
+  t.equal(outgoing.encode(length), first.length)
+  t.same(calls, ['json', 'length'], 'each encoder ran once')
+})

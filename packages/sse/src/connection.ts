@@ -1,7 +1,7 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
-import { disconnectMessage, pingMessage, type Outgoing, type PingPrecision, type ServerMessage, type StreamPosition } from '@rt/core'
+import { disconnectMessage, pingMessage, pingWheel, type Outgoing, type Pingable, type PingPrecision, type ServerMessage, type StreamPosition } from '@rt/core'
 import { formatCursor } from './cursor.js'
-import { COMMENT_PING, encodeGetFrame, encodeGetHead, encodePostFrame, eventTail, messageId, messageType, serialize } from './encoder.js'
+import { COMMENT_PING, encodeGetFrame, encodeGetHead, encodePostFrame, eventTail, hasPosition, messageType, serialize } from './encoder.js'
 
 /**
  * The response headers of an event stream, as AnyCable's server sends them,
@@ -58,10 +58,11 @@ export interface ConnectionOptions {
  * cut off (`disconnect` reason `slow`, reconnect true) instead of slowing the
  * fan-out down or growing without bound.
  */
-export class SseConnection {
-  /** Positions of the stream messages written (GET). */
-  private readonly written = new Map<string, StreamPosition>()
-  private pingTimer: NodeJS.Timeout | undefined
+export class SseConnection implements Pingable {
+  /** Positions of the stream messages written (multi-stream GET only: made on first use, as most connections never need it). */
+  private written: Map<string, StreamPosition> | undefined
+  /** Takes the connection off its ping wheel. */
+  private stopPings: (() => void) | undefined
   private drainTimer: NodeJS.Timeout | undefined
   private ended = false
 
@@ -92,14 +93,14 @@ export class SseConnection {
     this.res.flushHeaders()
   }
 
-  /** Starts the pings: the first at a random time in [0.5, 1.5) × the interval, then every interval. */
+  /**
+   * Starts the pings: the first at a random time in [0.5, 1.5) × the interval,
+   * then every interval, driven by the process's one ping wheel for that
+   * interval (no timer of its own).
+   */
   startPings(): void {
-    if (this.ended) return
-    const interval = this.options.pingInterval
-    this.pingTimer = setTimeout(() => {
-      this.ping()
-      this.pingTimer = setInterval(() => this.ping(), interval).unref()
-    }, interval * (0.5 + Math.random())).unref()
+    if (this.ended || this.stopPings !== undefined) return
+    this.stopPings = pingWheel(this.options.pingInterval).add(this)
   }
 
   /** Writes one session message in this connection's format. */
@@ -111,9 +112,11 @@ export class SseConnection {
     // Raw mode: data messages only, as AnyCable.
     if (this.options.raw && type !== undefined) return
     if (this.options.format === 'post') return this.write(outgoing.encode(encodePostFrame))
-    const id = messageId(message)
-    const streams = id === undefined ? [] : this.track(message)
-    if (streams.length > 1) {
+    // One stream (nearly every EventSource): AnyCable's own id in the shared frame says it all, nothing to track.
+    // Decided before anything per message: this runs for every connection of a broadcast.
+    const streams = this.options.cursor.streams()
+    if (streams.length > 1 && hasPosition(message)) {
+      this.track(message)
       this.write(outgoing.encode(encodeGetHead))
       this.write(Buffer.from(eventTail(formatCursor(this.positions(streams)))))
     } else {
@@ -134,12 +137,16 @@ export class SseConnection {
     this.finish()
   }
 
-  private ping(): void {
+  /** Writes a ping (called by the ping wheel). */
+  ping(): void {
     this.write(this.options.raw ? COMMENT_PING : pingFrame(Date.now(), this.options.pingPrecision))
   }
 
   private write(chunk: Buffer): void {
     this.res.write(chunk)
+    // What is unsent only shrinks until the next write, so a connection under the bound now is under it at
+    // the end of this turn too: only one over it now needs the deferred check (not all 10k of a broadcast).
+    if (this.res.writableLength <= this.options.maxBufferedBytes) return
     written.add(this)
     if (!checking) {
       checking = true
@@ -158,9 +165,10 @@ export class SseConnection {
     if (!this.ended && this.res.writableLength > this.options.maxBufferedBytes) this.end(disconnectMessage('slow', true))
   }
 
-  /** Records a stream message's position; returns the connection's streams. */
-  private track(message: ServerMessage): string[] {
+  /** Records a stream message's position (multi-stream connections: for their cursor id). */
+  private track(message: ServerMessage): void {
     const { stream_id: stream, epoch, offset } = message as { stream_id: string; epoch: string; offset: number }
+    this.written ??= new Map()
     const known = this.written.get(stream)
     // History replayed after live messages (a later `history` command) never moves the cursor back.
     // Updated in place: this runs per connection per message.
@@ -169,13 +177,12 @@ export class SseConnection {
       known.offset = offset
       known.epoch = epoch
     }
-    return this.options.cursor.streams()
   }
 
   private positions(streams: readonly string[]): Map<string, StreamPosition> {
     const positions = new Map<string, StreamPosition>()
     for (const stream of streams) {
-      const position = this.written.get(stream) ?? this.options.cursor.start(stream)
+      const position = this.written?.get(stream) ?? this.options.cursor.start(stream)
       if (position !== undefined) positions.set(stream, position)
     }
     return positions
@@ -184,8 +191,7 @@ export class SseConnection {
   private finish(): void {
     if (this.ended) return
     this.ended = true
-    clearInterval(this.pingTimer)
-    this.pingTimer = undefined
+    this.stopPings?.()
     this.options.onEnd()
   }
 }

@@ -57,9 +57,15 @@ export function messageType(message: ServerMessage): string | undefined {
  * transient broadcasts).
  */
 export function messageId(message: ServerMessage): string | undefined {
-  const { stream_id: stream, epoch, offset } = message as { stream_id?: string; epoch?: string; offset?: number }
-  if (stream === undefined || stream === '' || epoch === undefined || epoch === '' || offset === undefined || offset <= 0) return undefined
+  if (!hasPosition(message)) return undefined
+  const { stream_id: stream, epoch, offset } = message as { stream_id: string; epoch: string; offset: number }
   return formatMessageId({ offset, epoch, stream })
+}
+
+/** Whether a message carries a stream position (what {@link messageId} makes an id of), without formatting it. */
+export function hasPosition(message: ServerMessage): boolean {
+  const { stream_id: stream, epoch, offset } = message as { stream_id?: string; epoch?: string; offset?: number }
+  return stream !== undefined && stream !== '' && epoch !== undefined && epoch !== '' && offset !== undefined && offset > 0
 }
 
 function retryOf(message: ServerMessage): number | undefined {

@@ -11,11 +11,12 @@ import {
   type Command,
   type Hub,
   type Outgoing,
+  type PingPrecision,
   type Session,
   type StreamPosition,
   type SubscribeCommand
 } from '@rt/core'
-import { SseConnection } from './connection.js'
+import { SseConnection, type ConnectionOptions } from './connection.js'
 import { parseResume } from './cursor.js'
 import { messageType } from './encoder.js'
 import type { ResolvedOptions } from './options.js'
@@ -139,13 +140,7 @@ export function sseHandler(hub: Hub, options: ResolvedOptions, streams: Streams)
     const { commands, format, raw } = parsed.stream
     // Nothing is written before authentication and subscriptions are resolved: hold messages until then.
     const held: Outgoing[] = []
-    const sink = {
-      connection: undefined as SseConnection | undefined,
-      send(outgoing: Outgoing): void {
-        if (this.connection === undefined) held.push(outgoing)
-        else this.connection.send(outgoing)
-      }
-    }
+    const sink = new StreamSink(held)
     let gone = false
     const onGone = (): void => { gone = true }
     reply.raw.once('close', onGone)
@@ -188,33 +183,80 @@ export function sseHandler(hub: Hub, options: ResolvedOptions, streams: Streams)
       return reply
     }
 
-    const starts = startPositions(held)
-    let connectionStreams: string[] | undefined
-    const opened = new SseConnection(reply.raw, {
+    serveStream(reply.raw, session, sink, held, streams, {
       format,
       raw,
       pingInterval: ping.ping.intervalMs ?? options.pingInterval,
       pingPrecision: ping.ping.precision,
       maxBufferedBytes: options.maxBufferedBytes,
-      cursor: {
-        // A GET's streams are fixed once it is open (it takes no commands): computed once, not per message.
-        streams: () => (connectionStreams ??= streamsOf(session)),
-        start: (stream) => starts.get(stream) ?? session.state.positions[stream]
-      },
-      onEnd: () => {
-        streams.open.delete(opened)
-        streams.gauge.dec()
-        streams.track(session.close())
-      }
+      headers: reply.getHeaders(),
+      httpVersionMajor: request.raw.httpVersionMajor
     })
-    streams.open.add(opened)
-    streams.gauge.inc()
-    opened.open(reply.getHeaders(), request.raw.httpVersionMajor)
-    for (const outgoing of held) opened.send(outgoing)
-    sink.connection = opened
-    opened.startPings()
     return reply
   }
+}
+
+/** Where a session's messages go: held back until its stream is open, then to its connection. */
+class StreamSink {
+  connection: SseConnection | undefined
+
+  constructor(
+    /** What came before the stream opened (welcome, confirmations, history); `undefined` once it is written. */
+    public held: Outgoing[] | undefined
+  ) {}
+
+  send(outgoing: Outgoing): void {
+    if (this.connection === undefined) this.held?.push(outgoing)
+    else this.connection.send(outgoing)
+  }
+}
+
+/**
+ * Opens the event stream of a hijacked request and keeps it. Its own function
+ * so that an open stream keeps only what it uses: the request handler's scope
+ * (Fastify's request and reply, the parsed query, the held messages) is
+ * garbage once the stream is open — about 1 KB per idle connection.
+ */
+function serveStream(
+  res: FastifyReply['raw'],
+  session: Session,
+  sink: StreamSink,
+  held: readonly Outgoing[],
+  streams: Streams,
+  settings: Omit<ConnectionOptions, 'cursor' | 'onEnd' | 'pingPrecision'> & {
+    pingPrecision: PingPrecision
+    headers: Record<string, number | string | string[] | undefined>
+    httpVersionMajor: number
+  }
+): void {
+  // Where each stream started matters only for a multi-stream cursor: a single-stream GET keeps no map of it.
+  let connectionStreams: string[] | undefined
+  const streamList = (): string[] => (connectionStreams ??= streamsOf(session))
+  const starts = settings.format === 'get' && streamList().length > 1 ? startPositions(held) : undefined
+  const opened = new SseConnection(res, {
+    format: settings.format,
+    raw: settings.raw,
+    pingInterval: settings.pingInterval,
+    pingPrecision: settings.pingPrecision,
+    maxBufferedBytes: settings.maxBufferedBytes,
+    cursor: {
+      // A GET's streams are fixed once it is open (it takes no commands): computed once, not per message.
+      streams: streamList,
+      start: (stream) => starts?.get(stream) ?? session.state.positions[stream]
+    },
+    onEnd: () => {
+      streams.open.delete(opened)
+      streams.gauge.dec()
+      streams.track(session.close())
+    }
+  })
+  streams.open.add(opened)
+  streams.gauge.inc()
+  opened.open(settings.headers, settings.httpVersionMajor)
+  for (const outgoing of held) opened.send(outgoing)
+  sink.held = undefined
+  sink.connection = opened
+  opened.startPings()
 }
 
 /** Every stream the session's subscriptions receive. */

@@ -1,7 +1,7 @@
 import { createHook } from 'node:async_hooks'
 import { createServer, request as httpRequest } from 'node:http'
 import t from 'tap'
-import { Outgoing, disconnectMessage } from '@rt/core'
+import { Outgoing, disconnectMessage, pingWheel } from '@rt/core'
 import { SseConnection } from '../src/connection.js'
 import { RETRY_NO_RECONNECT } from '../src/encoder.js'
 import { answer, json, open, startApp, subscribed, tick } from './helpers.js'
@@ -37,7 +37,7 @@ t.test('shutdown: every stream gets disconnect server_restart and ends; no timer
   await post.take(2)
   t.equal(app.rt.hub.listeners('down'), 3)
   t.equal(await clients(app), 3)
-  t.ok(timers() >= 3, 'each stream has its ping timer')
+  t.equal(timers(), 1, 'one ping timer for the three streams: the ping wheel of their interval')
   await app.close()
   for (const stream of [get, post]) {
     // Pings (every 50 ms here) may come before the disconnect on a busy machine.
@@ -186,31 +186,28 @@ t.test('the write side: the cursor never goes back, and follows a new epoch', as
   ], 'an older message (history after live) keeps the cursor; a stream without a position is left out')
 })
 
-t.test('pings: the first at a random time in [0.5, 1.5) × the interval, then every interval', async (t) => {
+t.test('pings: each connection rides its interval\'s ping wheel until it ends; event ping, or a comment in raw mode', async (t) => {
   const chunks: string[] = []
-  const fake = { once: () => undefined, write: (chunk: Buffer) => chunks.push(chunk.toString()), writableLength: 0 }
-  const scheduled: Array<[string, number, () => void]> = []
-  const real = { setTimeout: globalThis.setTimeout, setInterval: globalThis.setInterval, random: Math.random }
-  const record = (kind: string) => ((callback: () => void, delay: number) => {
-    scheduled.push([kind, delay, callback])
-    return { unref: () => undefined }
-  }) as unknown as typeof setTimeout
-  for (const [random, raw] of [[0, false], [0.999, true]] as const) {
-    const connection = new SseConnection(fake as never, {
-      format: 'get', raw, pingInterval: 1000, maxBufferedBytes: 1 << 20, cursor: { streams: () => [], start: () => undefined }, onEnd: () => undefined
-    })
-    globalThis.setTimeout = record('timeout')
-    globalThis.setInterval = record('interval') as unknown as typeof setInterval
-    Math.random = () => random
-    try {
-      connection.startPings()
-      scheduled.at(-1)![2]()
-    } finally {
-      Object.assign(globalThis, { setTimeout: real.setTimeout, setInterval: real.setInterval })
-      Math.random = real.random
-    }
+  const fake = { once: () => undefined, write: (chunk: Buffer) => chunks.push(chunk.toString()), end: () => undefined, writableLength: 0 }
+  const wheel = pingWheel(1234)
+  const before = wheel.targets
+  const connections = [false, true].map((raw) => new SseConnection(fake as never, {
+    format: 'get', raw, pingInterval: 1234, maxBufferedBytes: 1 << 20, cursor: { streams: () => [], start: () => undefined }, onEnd: () => undefined
+  }))
+  for (const connection of connections) {
+    connection.startPings()
+    connection.startPings()
   }
-  t.same(scheduled.map(([kind, delay]) => [kind, Math.round(delay)]), [['timeout', 500], ['interval', 1000], ['timeout', 1499], ['interval', 1000]])
+  t.equal(wheel.targets, before + 2, 'on the wheel once each, however often started')
+  for (const connection of connections) connection.ping()
   t.match(chunks[0], /^event: ping\ndata: \{"type":"ping","message":\d+\}\n\n$/)
   t.equal(chunks[1], ':\n\n', 'raw mode: a comment')
+  for (const connection of connections) connection.end()
+  t.equal(wheel.targets, before, 'an ended connection leaves the wheel')
+  const ended = new SseConnection(fake as never, {
+    format: 'get', raw: false, pingInterval: 1234, maxBufferedBytes: 1 << 20, cursor: { streams: () => [], start: () => undefined }, onEnd: () => undefined
+  })
+  ended.end()
+  ended.startPings()
+  t.equal(pingWheel(1234).targets, 0, 'an ended connection never joins')
 })

@@ -5,7 +5,7 @@ export {
   type Channel, type Channels, type ChannelContext, type Authenticate, type Identity, type StreamFromOptions, type ChannelPresence
 } from './channels.js'
 export { verifyJwt, requestToken, type JwtOptions, type JwtResult, type JwtFailure } from './jwt.js'
-export { pingOptions, type PingOptions, type ParsedPingOptions } from './ping.js'
+export { pingOptions, pingWheel, pingWheelCount, PingWheel, type Pingable, type PingOptions, type ParsedPingOptions } from './ping.js'
 export { PresenceTracker, type PresenceEvent } from './presence.js'
 export { REMOTE_COMMANDS_STREAM, canonicalIdentity, type RemoteDisconnect } from './remote-disconnect.js'
 export { whisper } from './whisper.js'

@@ -35,3 +35,107 @@ export function pingOptions(request: FastifyRequest): ParsedPingOptions {
   }
   return { ok: true, ping: { intervalMs: query.pi === undefined ? undefined : Number(query.pi) * 1000, precision: (query.ptp ?? 's') as PingPrecision } }
 }
+
+/** What a {@link PingWheel} pings: a connection that writes its own ping frame. */
+export interface Pingable {
+  ping(): void
+}
+
+/** Most slots of one wheel: the spread of first pings is one slot (interval / 32) at worst. */
+const MAX_SLOTS = 32
+/** Shortest tick (ms): shorter intervals get fewer slots rather than a busier timer. */
+const MIN_TICK_MS = 10
+
+interface WheelEntry {
+  readonly target: Pingable
+  /** Turns of the wheel to wait before the first ping (a first ping due later than one interval). */
+  wait: number
+}
+
+/**
+ * One timer for every connection that pings at one interval, instead of one
+ * `setInterval` per connection (10k connections: 10k timers, each a heap
+ * object the timer list keeps sorted). The interval is cut into slots; each
+ * connection sits in one slot, pinged every time the wheel passes it, so it
+ * pings exactly once per interval. Its first ping comes at a random time in
+ * [0.5, 1.5) × the interval (to the slot), so that connections opened together
+ * do not ping together. The timer is unref'd and stops when the wheel empties.
+ */
+export class PingWheel {
+  readonly slotCount: number
+  readonly tickMs: number
+  private readonly slots: Array<Set<WheelEntry>>
+  private position = 0
+  private size = 0
+  private timer: NodeJS.Timeout | undefined
+
+  constructor(
+    readonly intervalMs: number,
+    /** Called when the last target left (the registry forgets the wheel). */
+    private readonly onEmpty?: () => void
+  ) {
+    this.slotCount = Math.max(1, Math.min(MAX_SLOTS, Math.floor(intervalMs / MIN_TICK_MS)))
+    this.tickMs = intervalMs / this.slotCount
+    this.slots = Array.from({ length: this.slotCount }, () => new Set<WheelEntry>())
+  }
+
+  /** Number of targets on the wheel. */
+  get targets(): number {
+    return this.size
+  }
+
+  /** Puts a target on the wheel; returns the function that takes it off (idempotent). */
+  add(target: Pingable): () => void {
+    const slots = this.slotCount
+    // Ticks until the first ping: uniform in [slots / 2, 3 × slots / 2), i.e. [0.5, 1.5) × the interval.
+    const delay = Math.max(1, Math.floor(slots / 2 + Math.random() * slots))
+    const entry: WheelEntry = { target, wait: Math.floor((delay - 1) / slots) }
+    const slot = this.slots[(this.position + delay - 1) % slots]!
+    slot.add(entry)
+    this.size++
+    this.timer ??= setInterval(() => this.tick(), this.tickMs).unref()
+    return () => {
+      if (!slot.delete(entry)) return
+      if (--this.size === 0) this.stop()
+    }
+  }
+
+  /** Pings the targets of the current slot and moves on. */
+  private tick(): void {
+    const slot = this.slots[this.position]!
+    this.position = (this.position + 1) % this.slotCount
+    for (const entry of slot) {
+      if (entry.wait > 0) entry.wait--
+      else entry.target.ping()
+    }
+  }
+
+  private stop(): void {
+    clearInterval(this.timer)
+    this.timer = undefined
+    this.onEmpty?.()
+  }
+}
+
+const wheels = new Map<number, PingWheel>()
+
+/**
+ * The process's wheel for one ping interval (ms), shared by every connection of
+ * every app pinging at it. An emptied wheel is forgotten, so intervals chosen by
+ * clients (`?pi=`) leave nothing behind.
+ */
+export function pingWheel(intervalMs: number): PingWheel {
+  let wheel = wheels.get(intervalMs)
+  if (wheel === undefined) {
+    const created = new PingWheel(intervalMs, () => {
+      if (wheels.get(intervalMs) === created) wheels.delete(intervalMs)
+    })
+    wheels.set(intervalMs, (wheel = created))
+  }
+  return wheel
+}
+
+/** Number of ping wheels alive in this process (each has targets, hence one running timer). */
+export function pingWheelCount(): number {
+  return wheels.size
+}

@@ -48,6 +48,8 @@ export type Encoder<T> = (message: ServerMessage) => T
  */
 export class Outgoing {
   private encodings: Map<Encoder<unknown>, unknown> | undefined
+  private lastEncoder: Encoder<unknown> | undefined
+  private lastEncoded: unknown
 
   constructor(
     readonly message: ServerMessage,
@@ -57,6 +59,15 @@ export class Outgoing {
 
   /** The message in `encoder`'s format, computed on first use and then shared. */
   encode<T>(encoder: Encoder<T>): T {
+    // The encoder of the previous call answers without a map lookup: every connection of a fan-out asks for the same one.
+    if (this.lastEncoder === encoder) return this.lastEncoded as T
+    const encoded = this.encodeOnce(encoder)
+    this.lastEncoder = encoder
+    this.lastEncoded = encoded
+    return encoded
+  }
+
+  private encodeOnce<T>(encoder: Encoder<T>): T {
     this.encodings ??= new Map()
     if (this.encodings.has(encoder)) return this.encodings.get(encoder) as T
     const encoded = encoder(this.message)

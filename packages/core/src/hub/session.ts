@@ -588,11 +588,18 @@ export class Session {
     }
     if (message.meta?.exclude_socket !== this.sid) {
       /* c8 ignore next -- a stream is left before its subscriptions are forgotten, so it always has identifiers here */
-      const replies = [...(this.streamIdentifiers.get(stream) ?? [])].map((identifier) => replyFor(message, identifier))
-      if (this.sink?.admits?.(replies) === false) return false
-      for (const reply of replies) this.sink?.send(reply)
+      const identifiers = this.streamIdentifiers.get(stream) ?? []
+      const sink = this.sink
+      if (sink?.admits === undefined) {
+        // A live fan-out runs this once per session per message: no reply array when no sink needs to see them all first.
+        for (const identifier of identifiers) sink?.send(replyFor(message, identifier))
+      } else {
+        const replies = [...identifiers].map((identifier) => replyFor(message, identifier))
+        if (!sink.admits(replies)) return false
+        for (const reply of replies) sink.send(reply)
+      }
     }
-    if (message.offset > 0) this.cursor[stream] = { offset: message.offset, epoch: message.epoch }
+    if (message.offset > 0) this.cursor[stream] = positionOf(message)
     return true
   }
 
@@ -617,12 +624,41 @@ export class Session {
  */
 const replies = new WeakMap<StreamMessage, Map<string, Outgoing>>()
 
+/**
+ * The last reply made, looked up before the maps: a broadcast reaches every
+ * session of the fan-out one after another, nearly always with the same
+ * identifier, so this answers all but the first (two map lookups fewer per
+ * session per message).
+ */
+let lastReply: { message: StreamMessage; identifier: string; outgoing: Outgoing } | undefined
+
 function replyFor(message: StreamMessage, identifier: string): Outgoing {
+  if (lastReply !== undefined && lastReply.message === message && lastReply.identifier === identifier) return lastReply.outgoing
+  const outgoing = cachedReply(message, identifier)
+  lastReply = { message, identifier, outgoing }
+  return outgoing
+}
+
+function cachedReply(message: StreamMessage, identifier: string): Outgoing {
   let byIdentifier = replies.get(message)
   if (byIdentifier === undefined) replies.set(message, (byIdentifier = new Map()))
   let outgoing = byIdentifier.get(identifier)
   if (outgoing === undefined) byIdentifier.set(identifier, (outgoing = new Outgoing(broadcastReply(identifier, message), message)))
   return outgoing
+}
+
+/** The position of the last message given to {@link positionOf}, shared by every session it reaches. */
+let lastPosition: { message: StreamMessage; position: StreamPosition } | undefined
+
+/**
+ * A message's position as a cursor entry. Cursor entries are never mutated
+ * (they are replaced), so every session that reads one message shares one
+ * object: at 10k sessions on a stream that is 10k allocations fewer per
+ * broadcast (GC was 19 % of the server's time in bench s1 at 10k connections).
+ */
+function positionOf(message: StreamMessage): StreamPosition {
+  if (lastPosition?.message !== message) lastPosition = { message, position: { offset: message.offset, epoch: message.epoch } }
+  return lastPosition.position
 }
 
 /** Decodes a Rails-style identifier: a JSON object with a string `channel`. */
