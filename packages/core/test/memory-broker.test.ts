@@ -56,6 +56,14 @@ t.test('historyLimit 0 keeps no history', async (t) => {
   stop()
 })
 
+t.test('a stream that keeps no history and has no reader is not kept', async (t) => {
+  const broker = new MemoryBroker({ historyLimit: 0 })
+  t.teardown(() => broker.close())
+  const message = await broker.publish('s', 1)
+  t.equal(message.offset, 1)
+  t.equal(broker.streamCount, 0)
+})
+
 t.test('restore loads saved streams, trimmed to the limit', async (t) => {
   const broker = new MemoryBroker({ historyLimit: 2 })
   t.teardown(() => broker.close())
