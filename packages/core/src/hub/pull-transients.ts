@@ -44,6 +44,11 @@ export class ParkedSessions {
     this.timer.unref()
   }
 
+  /** The session parked here for `sid`, if any. */
+  get(sid: string): Session | undefined {
+    return this.parked.get(sid)?.session
+  }
+
   delete(session: Session): void {
     if (this.parked.get(session.sid)?.session !== session) return
     this.parked.delete(session.sid)

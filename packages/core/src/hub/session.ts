@@ -74,7 +74,7 @@ export class Session {
   private keepQueue: KeptMessage[] = []
   private keeping: Promise<void> = Promise.resolve()
   /** Pull mode, between two requests: the broker subscriptions of its streams and the last retained position seen on each. */
-  private parking: { stops: Array<() => void>; seen: Record<string, StreamPosition> } | undefined
+  private parking: { stops: Array<() => void>; seen: Record<string, StreamPosition>; kept: number } | undefined
   /** The store TTL the transport saves the session with (how long it may stay parked). */
   private storeTtlMs: number | undefined
   /** Pull mode: the lease of the request whose process parked the session last, and this request's take-over from it. */
@@ -238,7 +238,7 @@ export class Session {
 
   private park(): void {
     const stops: Array<() => void> = []
-    const parking = { stops, seen: { ...this.cursor } }
+    const parking = { stops, seen: { ...this.cursor }, kept: 0 }
     try {
       // Subscribed before the hub's fan-out is left, so the broker never stops listening to the stream meanwhile.
       for (const stream of this.joined) stops.push(this.hub.broker.subscribe(stream, (message) => this.parkedReceive(message)))
@@ -273,8 +273,15 @@ export class Session {
     const data = message.data as { type?: unknown; lease?: unknown }
     if (data.type !== 'taken' || typeof data.lease !== 'number' || data.lease <= this.state.lease) return
     const lease = data.lease
-    void this.keeping.then(() => this.hub.broker.publish(pullStream(this.sid), { type: 'flushed', for: lease }, { transient: true }))
+    void this.flushed().then((kept) => this.hub.broker.publish(pullStream(this.sid), { type: 'flushed', for: lease, kept }, { transient: true }))
       .catch((error: unknown) => this.hub.logError(error, 'handing kept transient messages over failed'))
+  }
+
+  /** Parked: settles once what arrived so far is in the store, with how many messages were kept while parked. */
+  async flushed(): Promise<number> {
+    const kept = this.parking?.kept ?? 0
+    await this.keeping
+    return kept
   }
 
   /**
@@ -292,19 +299,30 @@ export class Session {
   private async runTakeOver(): Promise<void> {
     const stream = pullStream(this.sid)
     const lease = this.state.lease
-    let flushed!: () => void
-    const answered = new Promise<void>((resolve) => { flushed = resolve })
+    // Kept here while parked unless told otherwise (a process that does not answer may have kept some).
+    let kept = 1
     let timer: NodeJS.Timeout | undefined
     let stop: (() => void) | undefined
     try {
-      stop = this.hub.broker.subscribe(stream, (message) => {
-        if ((message.data as { type?: unknown; for?: unknown }).type === 'flushed' && (message.data as { for?: unknown }).for === lease) flushed()
-      })
-      // The publish waits until this process listens to the stream (so the answer cannot be missed).
-      await this.hub.broker.publish(stream, { type: 'taken', lease }, { transient: true })
-      await Promise.race([answered, new Promise<void>((resolve) => { timer = setTimeout(resolve, HANDOVER_WAIT_MS) })])
+      const local = this.hub.parked.get(this.sid)
+      if (local !== undefined) {
+        // Parked on this process: no need to ask over the broker.
+        kept = await local.flushed()
+      } else {
+        let flushed!: (kept: number) => void
+        const answered = new Promise<number>((resolve) => { flushed = resolve })
+        stop = this.hub.broker.subscribe(stream, (message) => {
+          const data = message.data as { type?: unknown; for?: unknown; kept?: unknown }
+          if (data.type === 'flushed' && data.for === lease) flushed(typeof data.kept === 'number' ? data.kept : 1)
+        })
+        // The publish waits until this process listens to the stream (so the answer cannot be missed).
+        await this.hub.broker.publish(stream, { type: 'taken', lease }, { transient: true })
+        kept = await Promise.race([answered, new Promise<number>((resolve) => { timer = setTimeout(() => resolve(1), HANDOVER_WAIT_MS) })])
+      }
+      // Nothing kept while parked: what the claim read is complete.
+      if (kept === 0) return
       const state = await this.hub.store.get(this.sid)
-      for (const kept of state?.kept ?? []) this.addKept(kept)
+      for (const message of state?.kept ?? []) this.addKept(message)
     } catch (error) {
       this.hub.logError(error, 'taking kept transient messages over failed')
     } finally {
@@ -322,6 +340,7 @@ export class Session {
       return
     }
     if (message.meta?.exclude_socket === this.sid) return
+    parking.kept++
     this.keep(message, parking.seen[message.stream])
   }
 
