@@ -7,6 +7,8 @@ import t from 'tap'
 import { Hub } from '../src/hub/hub.js'
 import type { Session } from '../src/hub/session.js'
 import { buildIdentifier, type DataMessage } from '../src/hub/protocol.js'
+import { MemoryBroker } from '../src/memory-broker.js'
+import { MemorySessionStore, type KeptMessage } from '../src/session-store.js'
 import { makeHub, RecordingSink, request } from './helpers.js'
 
 const room = buildIdentifier({ channel: '$pubsub', stream_name: 'room' })
@@ -73,6 +75,36 @@ t.test('between two requests: kept by the process that answered last, until a ne
   const back = await resume(one, sid)
   t.same(whispered(back.sink), [], 'nothing twice: what both processes kept was retired')
   back.session.detach()
+})
+
+/** A store whose `keep` waits while `hold` is set: a keep still on its way when the next request claims. */
+class SlowKeepStore extends MemorySessionStore {
+  hold: Promise<void> | undefined
+  override async keep(sid: string, messages: readonly KeptMessage[], limit: number): Promise<number | undefined> {
+    await this.hold
+    return super.keep(sid, messages, limit)
+  }
+}
+
+t.test('a message kept while the next request is taking the session over comes with that request, in order', async (t) => {
+  const broker = new MemoryBroker()
+  const store = new SlowKeepStore()
+  const { hub: one } = makeHub(t, { publicStreams: true, broker, store })
+  const two = new Hub({ broker, store, publicStreams: true })
+  t.teardown(() => two.close())
+  const sid = await pullSession(one)
+  const first = await resume(one, sid)
+  first.session.detach()
+  await first.session.confirm()
+  let open!: () => void
+  store.hold = new Promise((resolve) => { open = resolve })
+  await broker.publish('room', { n: 1 }, whisper(1))
+  await broker.publish('room', { marker: true })
+  // The next request claims while the parked process's keep is still on its way; it lands a moment later.
+  setImmediate(() => open())
+  const next = await resume(two, sid)
+  t.same(whispered(next.sink), [{ n: 1 }, { marker: true }], 'the request waited for it')
+  next.session.detach()
 })
 
 t.test('parking ends at the store TTL, and when the hub closes', async (t) => {
