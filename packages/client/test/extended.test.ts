@@ -51,20 +51,26 @@ for (const transport of ['sse', 'long-poll'] as TransportName[]) {
     await until(() => aliceReady && bobReady, 'both subscribed')
     roomA.join('alice', { name: 'Alice' })
     roomB.join('bob')
-    // Ask until the answer shows both (long polling holds no session between polls: an event can fall in the gap).
+    // Every join and leave reaches the other subscriber as an event, whichever of its polls it falls between.
+    const events = (): string[] => aliceSaw.filter((e) => e.type === 'join' || e.type === 'leave').map((e) => `${e.type}:${(e as { id: string }).id}`)
+    await until(() => events().includes('join:bob'), "bob's join, at alice's")
+    // Asked until answered: over long polling a command sent while the previous poll is being taken over can lose its answer.
     const latestInfo = (): PresenceEvent | undefined => [...aliceSaw].reverse().find((e) => e.type === 'info')
     await retry(() => roomA.presence(), () => { const info = latestInfo(); return info?.type === 'info' && info.total === 2 }, 'presence info with both')
     t.same(latestInfo(), { type: 'info', total: 2, records: [{ id: 'alice', info: { name: 'Alice' } }, { id: 'bob' }] })
 
-    await retry(() => roomB.whisper({ typing: 'bob' }), () => aliceGot.length > 0, 'the whisper')
-    t.same(aliceGot[0], { typing: 'bob' })
+    roomB.whisper({ typing: 'bob' })
+    await until(() => aliceGot.length > 0, 'the whisper')
     await app.rt.publish('room', { marker: 1 })
     await until(() => bobGot.some((m) => (m as { marker?: number }).marker === 1), 'the marker')
+    await until(() => aliceGot.length > 1, 'the marker, at alice')
+    t.same(aliceGot, [{ typing: 'bob' }, { marker: 1 }], 'the whisper, sent once, arrives once')
     t.same(bobGot, [{ marker: 1 }], 'never back to the sender')
 
     roomB.leave()
     roomB.leave()
-    await retry(() => roomA.presence(), () => { const info = latestInfo(); return info?.type === 'info' && info.total === 1 }, 'the leave')
+    await until(() => events().includes('leave:bob'), "bob's leave, at alice's")
+    t.same(events().filter((e) => e.endsWith(':bob')), ['join:bob', 'leave:bob'], 'each once')
 
     await app.rt.hub.disconnectRemote('{"user":"bob"}', false)
     await until(() => bob.transport === undefined, "bob's disconnect")

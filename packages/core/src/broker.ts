@@ -54,6 +54,13 @@ export interface MessageMeta {
    * (category polling's `broadcastData: 'string'`) can give it back as one.
    */
   json_string?: boolean
+  /**
+   * Names one transient message on every process that receives it (rt's
+   * whispers and presence events carry one), so that what a pull session kept
+   * between two requests is delivered once. Messages without it are named by
+   * their content and timestamp.
+   */
+  transient_id?: string
 }
 
 export interface PublishOptions {

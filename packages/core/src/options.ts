@@ -66,6 +66,13 @@ export interface RtCoreOptions {
    */
   presenceTtl?: number | undefined
   /**
+   * Most transient messages (whispers, presence events) a pull session (long
+   * polling) keeps for its next request while it is between two requests.
+   * Default 100; past it the oldest are dropped, as AnyCable drops for a slow
+   * socket.
+   */
+  transientBacklog?: number | undefined
+  /**
    * Secret of AnyCable JWT identification tokens (HS256, identifiers as a JSON
    * string in the `ext` claim). Default: `secret`. With either set, a request
    * carrying a token (`?jid=` or `X-JID`) is identified by it: `ctx.identity`

@@ -81,6 +81,8 @@ async function rtCorePlugin(fastify: FastifyInstance, options: RtCoreOptions): P
   if (typeof sessionsTtl !== 'number' || !(sessionsTtl >= 0)) fail('sessionsTtl must be a non-negative number of seconds')
   const presenceTtl = options.presenceTtl ?? 15
   if (typeof presenceTtl !== 'number' || !(presenceTtl > 0) || !Number.isFinite(presenceTtl)) fail('presenceTtl must be a positive number of seconds')
+  const transientBacklog = options.transientBacklog ?? 100
+  if (!Number.isInteger(transientBacklog) || transientBacklog < 1) fail('transientBacklog must be a positive integer')
   const streamsWhisper = optionalBoolean(options.streamsWhisper, 'streamsWhisper')
   const streamsPresence = optionalBoolean(options.streamsPresence, 'streamsPresence')
   const jwtSecret = optionalString(options.jwtSecret, 'jwtSecret') ?? secret
@@ -108,6 +110,7 @@ async function rtCorePlugin(fastify: FastifyInstance, options: RtCoreOptions): P
     streamsWhisper,
     streamsPresence,
     presenceTtl,
+    transientBacklog,
     ...(jwtSecret === undefined ? {} : { jwt: { secret: jwtSecret, param: jwtParam, force: jwtForce } }),
     logger: fastify.log,
     limits

@@ -1,4 +1,4 @@
-import type { StreamPosition } from './broker.js'
+import type { StreamMessage, StreamPosition } from './broker.js'
 
 /** One channel subscription of a session, as it is stored. */
 export interface StoredSubscription {
@@ -49,6 +49,32 @@ export interface SessionState {
   createdAt: number
   /** State of the hub's channel source for this session (e.g. its upstream connection), copied on restore. */
   sourceState?: Record<string, unknown>
+  /**
+   * Transient messages kept for this pull session by {@link SessionStore.keep},
+   * oldest first, as `get` and `claim` read them. Never written by `save`: the
+   * store holds them apart from the rest of the state.
+   */
+  kept?: KeptMessage[]
+  /**
+   * Pull sessions: the lease of the request whose process listens to the
+   * session's streams between two requests (it parked the session when it
+   * answered); the next request asks that process to flush what it holds.
+   */
+  parked?: number
+}
+
+/**
+ * A transient message (a whisper, a presence event) that reached a pull
+ * session's streams while it was between two requests (or was sent in a
+ * request not yet confirmed), kept until a request confirms its delivery.
+ */
+export interface KeptMessage {
+  /** The same on every process that received the message: what `keep` deduplicates by. No line break. */
+  id: string
+  /** The stream's last retained message before it, as the process that kept it had seen: where it goes in catch-up. */
+  after: StreamPosition
+  /** The message (offset 0). */
+  message: StreamMessage
 }
 
 /**
@@ -73,13 +99,42 @@ export interface SessionStore {
   save(state: SessionState, ttlMs: number): Promise<boolean>
   /** Forgets a session. */
   delete(sid: string): Promise<void>
+  /**
+   * Appends transient messages to an existing session's kept messages (see
+   * {@link SessionState.kept}) whatever its lease, skipping ids it holds or
+   * retired recently; past `limit` the oldest are dropped. Does not touch the
+   * TTL: kept messages expire with the session. Answers the lease of the last
+   * `save` (0 after `create`), `undefined` when there is no such session.
+   * Optional: without it pull sessions miss what is published between two
+   * requests.
+   */
+  keep?(sid: string, messages: readonly KeptMessage[], limit: number): Promise<number | undefined>
+  /**
+   * Removes kept messages by id (their delivery was confirmed) and remembers
+   * the ids (the last `2 × limit`), so that a late `keep` of one of them from
+   * another process adds nothing.
+   */
+  retire?(sid: string, ids: readonly string[], limit: number): Promise<void>
   /** Releases timers and connections the store created. */
   close(): Promise<void>
 }
 
 /** The in-process session store: a map with lazy expiry and one sweep timer. */
+interface MemoryEntry {
+  json: string
+  lease: number
+  expiresAt: number
+  /** Lease of the last save. */
+  saved: number
+  /** Kept messages as JSON, oldest first, and their ids. */
+  kept: string[]
+  keptIds: string[]
+  /** Recently retired ids, oldest first. */
+  retired: string[]
+}
+
 export class MemorySessionStore implements SessionStore {
-  private readonly entries = new Map<string, { json: string; lease: number; expiresAt: number }>()
+  private readonly entries = new Map<string, MemoryEntry>()
   private readonly sweeper: NodeJS.Timeout
   private readonly now: () => number
 
@@ -96,11 +151,12 @@ export class MemorySessionStore implements SessionStore {
 
   async get(sid: string): Promise<SessionState | undefined> {
     const entry = this.live(sid)
-    return entry === undefined ? undefined : { ...(JSON.parse(entry.json) as SessionState), lease: entry.lease }
+    return entry === undefined ? undefined : read(entry)
   }
 
   async create(state: SessionState, ttlMs: number): Promise<void> {
-    this.entries.set(state.sid, { json: JSON.stringify({ ...state, lease: 0 }), lease: 0, expiresAt: this.now() + ttlMs })
+    const json = JSON.stringify({ ...state, kept: undefined, lease: 0 })
+    this.entries.set(state.sid, { json, lease: 0, expiresAt: this.now() + ttlMs, saved: 0, kept: [], keptIds: [], retired: [] })
   }
 
   async claim(sid: string, ttlMs: number, ifLease?: number): Promise<SessionState | undefined> {
@@ -108,15 +164,46 @@ export class MemorySessionStore implements SessionStore {
     if (entry === undefined || (ifLease !== undefined && entry.lease !== ifLease)) return undefined
     entry.lease++
     entry.expiresAt = this.now() + ttlMs
-    return { ...(JSON.parse(entry.json) as SessionState), lease: entry.lease }
+    return read(entry)
   }
 
   async save(state: SessionState, ttlMs: number): Promise<boolean> {
     const entry = this.live(state.sid)
     if (entry === undefined || entry.lease !== state.lease) return false
-    entry.json = JSON.stringify(state)
+    entry.json = JSON.stringify({ ...state, kept: undefined })
+    entry.saved = state.lease
     entry.expiresAt = this.now() + ttlMs
     return true
+  }
+
+  async keep(sid: string, messages: readonly KeptMessage[], limit: number): Promise<number | undefined> {
+    const entry = this.live(sid)
+    if (entry === undefined) return undefined
+    for (const message of messages) {
+      if (entry.keptIds.includes(message.id) || entry.retired.includes(message.id)) continue
+      entry.keptIds.push(message.id)
+      entry.kept.push(JSON.stringify({ ...message, message: { ...message.message, json: undefined } }))
+    }
+    const excess = entry.kept.length - limit
+    if (excess > 0) {
+      entry.kept.splice(0, excess)
+      entry.keptIds.splice(0, excess)
+    }
+    return entry.saved
+  }
+
+  async retire(sid: string, ids: readonly string[], limit: number): Promise<void> {
+    const entry = this.live(sid)
+    if (entry === undefined) return
+    for (const id of ids) {
+      const at = entry.keptIds.indexOf(id)
+      if (at >= 0) {
+        entry.keptIds.splice(at, 1)
+        entry.kept.splice(at, 1)
+      }
+      if (!entry.retired.includes(id)) entry.retired.push(id)
+    }
+    if (entry.retired.length > 2 * limit) entry.retired.splice(0, entry.retired.length - 2 * limit)
   }
 
   async delete(sid: string): Promise<void> {
@@ -134,7 +221,7 @@ export class MemorySessionStore implements SessionStore {
     for (const [sid, entry] of this.entries) if (entry.expiresAt <= now) this.entries.delete(sid)
   }
 
-  private live(sid: string): { json: string; lease: number; expiresAt: number } | undefined {
+  private live(sid: string): MemoryEntry | undefined {
     const entry = this.entries.get(sid)
     if (entry === undefined) return undefined
     if (entry.expiresAt <= this.now()) {
@@ -143,4 +230,10 @@ export class MemorySessionStore implements SessionStore {
     }
     return entry
   }
+}
+
+function read(entry: MemoryEntry): SessionState {
+  const state: SessionState = { ...(JSON.parse(entry.json) as SessionState), lease: entry.lease }
+  if (entry.kept.length > 0) state.kept = entry.kept.map((json) => JSON.parse(json) as KeptMessage)
+  return state
 }

@@ -185,6 +185,9 @@ t.test('a stream written again in a new epoch while restoring: its message comes
   const connected = await connect(hub, { restoreSid: first.session.sid, mode: 'pull' })
   connected.session.detach()
   await connected.session.confirm()
+  // Parked sessions listen until their store TTL (or a message shows them gone): these stop now.
+  first.session.unpark()
+  connected.session.unpark()
   // Nobody listens and nothing is retained: the memory broker forgets the stream, and a publish starts a new epoch.
   broker.sweep()
   await broker.publish('room_z', { n: 1 })

@@ -209,7 +209,7 @@ export function longPollHandler(sessions: LongPollSessions) {
         if (session === undefined) seen = await hub.store.get(sid)
       }
       if (readState(session.state).expired === true) {
-        session.detach()
+        session.detach({ park: false })
         return void expired(reply)
       }
       poll.session = session

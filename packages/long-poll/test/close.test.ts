@@ -34,7 +34,8 @@ t.test('a client abort clears the held poll: its timer, its streams, its control
   await until(() => app.rt.hub.listeners('s') === 0, 'the poll to be released')
   await until(() => timers() === before, 'its timer to be cleared')
   const broker = app.rt.broker as unknown as { streamCount: number }
-  t.equal(broker.streamCount, 1, "no stream, no control stream left subscribed (only the hub's remote commands stream)")
+  t.equal(broker.streamCount, 3, "no control stream left subscribed: only the hub's remote commands stream, and the session's stream and hand-over stream, listened to between polls")
+  t.equal(app.rt.hub.parked.size, 1, 'the session is parked until its next poll')
   await app.rt.publish('s', 'after abort')
   t.same(payloads((await poll(url, id)).lines), ['after abort'], 'the session lives on')
 })

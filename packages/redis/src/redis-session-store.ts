@@ -1,4 +1,4 @@
-import type { SessionState, SessionStore } from '@rt/core'
+import type { KeptMessage, SessionState, SessionStore } from '@rt/core'
 import { Connection } from './connection.js'
 import { sessionKey } from './keys.js'
 import { checkCommon, type RedisSessionStoreOptions } from './options.js'
@@ -27,25 +27,38 @@ export class RedisSessionStore implements SessionStore {
   }
 
   get(sid: string): Promise<SessionState | undefined> {
-    return this.connection.call('session get', () => this.connection.client.hmget(this.key(sid), 'lease', 'json'))
-      .then(([lease, json]) => json === null || json === undefined ? undefined : decode(json, Number(lease)))
+    return this.connection.call('session get', () => this.connection.client.hmget(this.key(sid), 'lease', 'json', 'kept'))
+      .then(([lease, json, kept]) => json === null || json === undefined ? undefined : decode(json, Number(lease), kept))
   }
 
   create(state: SessionState, ttlMs: number): Promise<void> {
-    const json = JSON.stringify({ ...state, lease: 0 })
+    const json = JSON.stringify({ ...state, kept: undefined, lease: 0 })
     return this.run('create', state.sid, ttlMs, [json]).then(() => undefined)
   }
 
   claim(sid: string, ttlMs: number, ifLease?: number): Promise<SessionState | undefined> {
     return this.run('claim', sid, ttlMs, [ifLease === undefined ? '' : String(ifLease)]).then((reply) => {
       if (reply === null) return undefined
-      const [lease, json] = reply as [number, string]
-      return decode(json, lease)
+      const [lease, json, kept] = reply as [number, string, string]
+      return decode(json, lease, kept)
     })
   }
 
   save(state: SessionState, ttlMs: number): Promise<boolean> {
-    return this.run('save', state.sid, ttlMs, [String(state.lease), JSON.stringify(state)]).then((reply) => reply === 1)
+    return this.run('save', state.sid, ttlMs, [String(state.lease), JSON.stringify({ ...state, kept: undefined })]).then((reply) => reply === 1)
+  }
+
+  keep(sid: string, messages: readonly KeptMessage[], limit: number): Promise<number | undefined> {
+    const args = [String(limit)]
+    for (const kept of messages) {
+      // The data goes once (as `data`); `json` is the broker's copy of it.
+      args.push(kept.id, JSON.stringify({ ...kept, message: { ...kept.message, json: undefined } }))
+    }
+    return this.run('keep', sid, 1, args).then((reply) => reply === null ? undefined : Number(reply))
+  }
+
+  retire(sid: string, ids: readonly string[], limit: number): Promise<void> {
+    return this.run('retire', sid, 1, [String(limit), ...ids]).then(() => undefined)
   }
 
   delete(sid: string): Promise<void> {
@@ -66,6 +79,8 @@ export class RedisSessionStore implements SessionStore {
   }
 }
 
-function decode(json: string, lease: number): SessionState {
-  return { ...(JSON.parse(json) as SessionState), lease }
+function decode(json: string, lease: number, kept: string | null | undefined): SessionState {
+  const state: SessionState = { ...(JSON.parse(json) as SessionState), lease }
+  if (kept !== null && kept !== undefined && kept !== '') state.kept = kept.split('\n').map((text) => JSON.parse(text) as KeptMessage)
+  return state
 }

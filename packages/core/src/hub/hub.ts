@@ -6,6 +6,7 @@ import { DEFAULT_LIMITS, type Limits } from '../limits.js'
 import { PUBSUB_CHANNEL, TURBO_CHANNEL, pubsubChannel, turboChannel, type Authenticate, type Channel, type Channels, type Identity } from './channels.js'
 import { requestToken, verifyJwt, type JwtOptions } from './jwt.js'
 import { PresenceTracker } from './presence.js'
+import { ParkedSessions } from './pull-transients.js'
 import type { ChannelSource } from './channel-source.js'
 import { Outgoing, controlStream } from './protocol.js'
 import { REMOTE_COMMANDS_STREAM, RecentDisconnects, canonicalIdentity, disconnectTarget, type RemoteDisconnect } from './remote-disconnect.js'
@@ -39,6 +40,11 @@ export interface HubOptions {
   streamsPresence?: boolean
   /** Seconds a presence record outlives its session (AnyCable's `presence_ttl`). Default 15. */
   presenceTtl?: number
+  /**
+   * Most transient messages a pull session keeps for its next request while it
+   * is between two requests (the oldest are dropped past it). Default 100.
+   */
+  transientBacklog?: number
   /** AnyCable's JWT identification; without it tokens are not looked at. */
   jwt?: JwtOptions
   logger?: Pick<FastifyBaseLogger, 'error' | 'warn'>
@@ -110,6 +116,10 @@ export class Hub {
   /** What commands, identifiers and stream names are checked against (every transport parses with these). */
   readonly limits: Limits
   readonly restoreWaitMs: number
+  /** Most transient messages kept per pull session between two requests. */
+  readonly transientBacklog: number
+  /** Pull sessions listening to their streams between two requests on this process. */
+  readonly parked = new ParkedSessions()
   private readonly channels = new Map<string, Channel>()
   private readonly authenticator: Authenticate | undefined
   private readonly logger: Pick<FastifyBaseLogger, 'error' | 'warn'> | undefined
@@ -132,6 +142,7 @@ export class Hub {
     this.sessionsTtlMs = (options.sessionsTtl ?? 300) * 1000
     this.limits = options.limits ?? { ...DEFAULT_LIMITS }
     this.restoreWaitMs = options.restoreWaitMs ?? 30_000
+    this.transientBacklog = options.transientBacklog ?? 100
     for (const [name, channel] of Object.entries(options.channels ?? {})) this.channels.set(name, channel)
     this.jwt = options.jwt
     this.presence = new PresenceTracker({
@@ -406,6 +417,7 @@ export class Hub {
     this.fanout.clear()
     this.stopRemoteCommands?.()
     this.stopRemoteCommands = undefined
+    this.parked.close()
     this.presence.close()
   }
 

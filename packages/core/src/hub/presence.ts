@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { Broker } from '../broker.js'
 import { MemoryPresenceStore, type PresenceSnapshot, type PresenceStore } from '../presence-store.js'
 import type { SessionState } from '../session-store.js'
@@ -147,7 +148,7 @@ export class PresenceTracker {
   }
 
   private async announce(stream: string, event: PresenceEvent): Promise<void> {
-    await this.broker.publish(stream, event, { meta: { transient: true, broadcast_type: 'presence' } })
+    await this.broker.publish(stream, event, { meta: { transient: true, broadcast_type: 'presence', transient_id: randomUUID() } })
   }
 }
 

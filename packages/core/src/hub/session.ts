@@ -1,12 +1,13 @@
 import type { StreamMessage, StreamPosition } from '../broker.js'
-import type { SessionState, StoredSubscription } from '../session-store.js'
+import type { KeptMessage, SessionState, StoredSubscription } from '../session-store.js'
 import { catchUp, historyAfter } from '../stream-reader.js'
 import { BROKER_UNAVAILABLE } from '../unavailable.js'
 import type { Channel, ChannelContext } from './channels.js'
 import { validateCommand, parseCommand, type Command, type HistoryRequest, type PresenceRecord } from './commands.js'
 import type { Hub } from './hub.js'
 import { DEFAULT_LIMITS, nameProblem, parseBoundedJson } from '../limits.js'
-import { Outgoing, broadcastReply, controlStream, disconnectMessage, type ServerMessage } from './protocol.js'
+import { Outgoing, broadcastReply, controlStream, disconnectMessage, pullStream, type ServerMessage } from './protocol.js'
+import { transientId } from './pull-transients.js'
 import { whisper } from './whisper.js'
 
 /** Presence joins and leaves a channel handler asked for, applied once the handler returned. */
@@ -33,11 +34,17 @@ export type CommandResult = { ok: true } | { ok: false; error: string }
  * - `pull`: one request at a time (long polling). Messages are read from the
  *   confirmed positions on every request; positions and the outbox of control
  *   messages advance only on `confirm()`, once the transport knows its
- *   response was written, so a cut response is served again.
+ *   response was written, so a cut response is served again. Transient
+ *   messages (whispers, presence events), which no position can find again,
+ *   are kept in the store (`SessionStore.keep`) as they arrive — during a
+ *   request, and between two requests by the process that answered last —
+ *   delivered with the stream's catch-up in order, and retired on `confirm()`.
  */
 export type SessionMode = 'live' | 'pull'
 
 const OK: CommandResult = { ok: true }
+/** How long a pull request waits for the process that parked its session to flush (it may be gone). */
+const HANDOVER_WAIT_MS = 1000
 const fail = (error: string): CommandResult => ({ ok: false, error })
 
 /** One Action Cable session: its subscriptions, its streams and its read positions. */
@@ -57,6 +64,22 @@ export class Session {
   /** Live mode: ends `state.restoring` when the client never asked for its history. */
   private restoreTimer: NodeJS.Timeout | undefined
   private stopRemoteCommands: (() => void) | undefined
+  /** Pull mode: kept transient messages read with the state, by stream, until caught up. */
+  private readonly kept = new Map<string, StreamMessage[]>()
+  /** Pull mode: ids of the transient messages known here (kept in the store, or read from it). */
+  private readonly keptIds = new Set<string>()
+  /** Pull mode: ids of the kept messages handed to the sink (or dropped with their stream): retired on `confirm()`. */
+  private readonly settledIds = new Set<string>()
+  /** Pull mode: messages waiting for the store, and the chain of `keep` calls. */
+  private keepQueue: KeptMessage[] = []
+  private keeping: Promise<void> = Promise.resolve()
+  /** Pull mode, between two requests: the broker subscriptions of its streams and the last retained position seen on each. */
+  private parking: { stops: Array<() => void>; seen: Record<string, StreamPosition>; kept: number } | undefined
+  /** The store TTL the transport saves the session with (how long it may stay parked). */
+  private storeTtlMs: number | undefined
+  /** Pull mode: the lease of the request whose process parked the session last, and this request's take-over from it. */
+  private readonly parkedBy: number | undefined
+  private handover: Promise<void> | undefined
   private work: Promise<unknown> = Promise.resolve()
   private closed = false
 
@@ -69,7 +92,21 @@ export class Session {
   ) {
     this.sid = state.sid
     this.cursor = mode === 'live' ? state.positions : { ...state.positions }
+    for (const kept of state.kept ?? []) this.addKept(kept)
+    delete state.kept
+    this.parkedBy = state.parked
+    delete state.parked
     this.index()
+  }
+
+  /** Adds a kept transient message read from the store, unless it is known here already. */
+  private addKept(kept: KeptMessage): void {
+    if (this.keptIds.has(kept.id)) return
+    this.keptIds.add(kept.id)
+    const message = withAfter({ ...kept.message, meta: { ...kept.message.meta, transient_id: kept.id } }, kept.after)
+    const list = this.kept.get(message.stream)
+    if (list === undefined) this.kept.set(message.stream, [message])
+    else list.push(message)
   }
 
   /** Identifiers this session is subscribed to. */
@@ -88,12 +125,21 @@ export class Session {
    * what was published since its positions.
    */
   async attach(sink: SessionSink, options: { catchUp: boolean }): Promise<void> {
+    this.unpark()
     this.sink = sink
     this.hub.attached(this)
     for (const message of this.state.outbox) sink.send(new Outgoing(message as ServerMessage))
     if (!options.catchUp) for (const stream of this.streamIdentifiers.keys()) delete this.cursor[stream]
+    // Kept for streams the session no longer reads: nothing will deliver them.
+    for (const [stream, messages] of this.kept) {
+      if (this.streamIdentifiers.has(stream)) continue
+      for (const message of messages) this.settledIds.add(transientId(message))
+      this.kept.delete(stream)
+    }
     this.watchRestoring()
     await this.syncStreams()
+    // This request receives the streams now: a session parked here by an earlier request stops.
+    if (this.mode === 'pull') this.hub.parked.supersede(this)
   }
 
   /** Runs commands that `hub.sendCommands` addressed to this session, in order. */
@@ -104,8 +150,16 @@ export class Session {
     })
   }
 
-  /** Stops live delivery; the session can be attached again (here or, through the store, elsewhere). */
-  detach(): void {
+  /**
+   * Stops live delivery; the session can be attached again (here or, through
+   * the store, elsewhere). A pull session then parks (unless `park: false` or
+   * it is closing): it keeps listening to its streams and keeps the transient
+   * messages they carry in the store for its next request, until a request
+   * has saved the session since (here or on another process: the store says
+   * so on the next `keep`), its store TTL passes, or the hub closes.
+   */
+  detach(options: { park?: boolean } = {}): void {
+    if (this.mode === 'pull' && !this.closed && options.park !== false && this.hub.store.keep !== undefined && this.sink !== undefined) this.park()
     this.stopRemoteCommands?.()
     this.stopRemoteCommands = undefined
     clearTimeout(this.restoreTimer)
@@ -156,14 +210,161 @@ export class Session {
 
   /** Pull mode: saves subscriptions and the outbox, keeping the confirmed positions. `false` when a newer request took the session over. */
   checkpoint(ttlMs?: number): Promise<boolean> {
+    this.useStoreTtl(ttlMs)
     return this.hub.save(this.state, ttlMs)
   }
 
-  /** Pull mode: what was sent is confirmed delivered — positions advance and the outbox empties. */
-  confirm(ttlMs?: number): Promise<boolean> {
+  /** Pull mode: what was sent is confirmed delivered — positions advance, the outbox empties and the transient messages sent are retired. */
+  async confirm(ttlMs?: number): Promise<boolean> {
+    this.useStoreTtl(ttlMs)
     this.state.positions = { ...this.cursor }
     this.state.outbox = []
+    await this.keeping
+    const retire = [...this.settledIds]
+    if (retire.length > 0 && this.hub.store.retire !== undefined) {
+      await this.hub.store.retire(this.sid, retire, this.hub.transientBacklog)
+      for (const id of retire) this.settledIds.delete(id)
+    }
     return this.hub.save(this.state, ttlMs)
+  }
+
+  /** Pull mode: stops listening between two requests (see {@link detach}). */
+  unpark(): void {
+    if (this.parking === undefined) return
+    for (const stop of this.parking.stops) stop()
+    this.parking = undefined
+    this.hub.parked.delete(this)
+  }
+
+  private park(): void {
+    const stops: Array<() => void> = []
+    const parking = { stops, seen: { ...this.cursor }, kept: 0 }
+    try {
+      // Subscribed before the hub's fan-out is left, so the broker never stops listening to the stream meanwhile.
+      for (const stream of this.joined) stops.push(this.hub.broker.subscribe(stream, (message) => this.parkedReceive(message)))
+      stops.push(this.hub.broker.subscribe(pullStream(this.sid), (message) => this.parkedControl(message)))
+    } catch (error) {
+      for (const stop of stops) stop()
+      this.hub.logError(error, 'listening between two requests failed')
+      return
+    }
+    this.parking = parking
+    // Saved with the state: the next request asks this process to flush what it keeps before it reads the store.
+    this.state.parked = this.state.lease
+    this.hub.parked.add(this, this.parkedUntil())
+  }
+
+  private parkedUntil(): number {
+    return Date.now() + (this.storeTtlMs ?? Math.max(this.hub.sessionsTtlMs, 1000))
+  }
+
+  private useStoreTtl(ttlMs: number | undefined): void {
+    if (ttlMs === undefined) return
+    this.storeTtlMs = ttlMs
+    if (this.parking !== undefined) this.hub.parked.add(this, this.parkedUntil())
+  }
+
+  /**
+   * A newer request took the session over: once what arrived before is in the
+   * store, say so. Listening goes on until a `keep` shows the newer request
+   * saved the session (it receives the streams itself by then).
+   */
+  private parkedControl(message: StreamMessage): void {
+    const data = message.data as { type?: unknown; lease?: unknown }
+    if (data.type !== 'taken' || typeof data.lease !== 'number' || data.lease <= this.state.lease) return
+    const lease = data.lease
+    void this.flushed().then((kept) => this.hub.broker.publish(pullStream(this.sid), { type: 'flushed', for: lease, kept }, { transient: true }))
+      .catch((error: unknown) => this.hub.logError(error, 'handing kept transient messages over failed'))
+  }
+
+  /** Parked: settles once what arrived so far is in the store, with how many messages were kept while parked. */
+  async flushed(): Promise<number> {
+    const kept = this.parking?.kept ?? 0
+    await this.keeping
+    return kept
+  }
+
+  /**
+   * Pull mode, once per request, with the streams joined (their live messages
+   * held): asks the process that parked the session to flush what it kept,
+   * waits for it (at most {@link HANDOVER_WAIT_MS}: its process may be gone),
+   * and reads the kept messages again, so what reached that process while this
+   * request was claiming the session comes now, in order.
+   */
+  private takeOver(): Promise<void> {
+    this.handover ??= this.runTakeOver()
+    return this.handover
+  }
+
+  private async runTakeOver(): Promise<void> {
+    const stream = pullStream(this.sid)
+    const lease = this.state.lease
+    // Kept here while parked unless told otherwise (a process that does not answer may have kept some).
+    let kept = 1
+    let timer: NodeJS.Timeout | undefined
+    let stop: (() => void) | undefined
+    try {
+      const local = this.hub.parked.get(this.sid)
+      if (local !== undefined) {
+        // Parked on this process: no need to ask over the broker.
+        kept = await local.flushed()
+      } else {
+        let flushed!: (kept: number) => void
+        const answered = new Promise<number>((resolve) => { flushed = resolve })
+        stop = this.hub.broker.subscribe(stream, (message) => {
+          const data = message.data as { type?: unknown; for?: unknown; kept?: unknown }
+          if (data.type === 'flushed' && data.for === lease) flushed(typeof data.kept === 'number' ? data.kept : 1)
+        })
+        // The publish waits until this process listens to the stream (so the answer cannot be missed).
+        await this.hub.broker.publish(stream, { type: 'taken', lease }, { transient: true })
+        kept = await Promise.race([answered, new Promise<number>((resolve) => { timer = setTimeout(() => resolve(1), HANDOVER_WAIT_MS) })])
+      }
+      // Nothing kept while parked: what the claim read is complete.
+      if (kept === 0) return
+      const state = await this.hub.store.get(this.sid)
+      for (const message of state?.kept ?? []) this.addKept(message)
+    } catch (error) {
+      this.hub.logError(error, 'taking kept transient messages over failed')
+    } finally {
+      clearTimeout(timer)
+      stop?.()
+    }
+  }
+
+  /** A message of a stream while parked: transient ones are kept for the next request, retained ones only move the position seen. */
+  private parkedReceive(message: StreamMessage): void {
+    const parking = this.parking
+    if (parking === undefined) return
+    if (message.offset > 0) {
+      parking.seen[message.stream] = { offset: message.offset, epoch: message.epoch }
+      return
+    }
+    if (message.meta?.exclude_socket === this.sid) return
+    parking.kept++
+    this.keep(message, parking.seen[message.stream])
+  }
+
+  /** Queues a transient message for the store (once per id); batches what arrives meanwhile into one `keep`. */
+  private keep(message: StreamMessage, after: StreamPosition | undefined): void {
+    const id = transientId(message)
+    if (this.keptIds.has(id) || this.hub.store.keep === undefined) return
+    this.keptIds.add(id)
+    this.keepQueue.push({ id, after: after ?? { offset: 0, epoch: '' }, message })
+    if (this.keepQueue.length > 1) return
+    this.keeping = this.keeping.then(() => this.flushKept())
+  }
+
+  private async flushKept(): Promise<void> {
+    const batch = this.keepQueue
+    this.keepQueue = []
+    if (batch.length === 0) return
+    try {
+      const saved = await this.hub.store.keep!(this.sid, batch, this.hub.transientBacklog)
+      // Gone, or saved by a newer request since (which had joined the streams before it saved): nothing more to keep here.
+      if (saved === undefined || saved > this.state.lease) this.unpark()
+    } catch (error) {
+      this.hub.logError(error, 'keeping transient messages for a pull session failed')
+    }
   }
 
   /** Called by the hub's fan-out with a live message of a joined stream. */
@@ -499,6 +700,7 @@ export class Session {
    * history request goes out first; `release()` follows it).
    */
   private async resumeStream(stream: string, hold = false): Promise<void> {
+    if (this.parkedBy !== undefined && this.mode === 'pull' && this.hub.store.keep !== undefined) await this.takeOver()
     let caught: Awaited<ReturnType<typeof catchUp>> | undefined
     try {
       caught = await catchUp(this.hub.broker, stream, this.cursor[stream]!)
@@ -513,13 +715,19 @@ export class Session {
       held.unshift(...(caught?.messages ?? []))
       return
     }
+    const kept = this.kept.get(stream) ?? []
+    this.kept.delete(stream)
     if (caught !== undefined) {
       // Messages between the position and what is retained are gone: say so, as a history request would.
       if (caught.gap) {
         for (const identifier of this.streamIdentifiers.get(stream)!) this.emit({ type: 'reject_history', identifier })
       }
       // What the sink refused is read again by the next request, from the position before it.
-      if (caught.messages.every((message) => this.deliver(message))) this.cursor[stream] = caught.position
+      let delivered = true
+      for (const message of interleave(caught.messages, kept)) delivered = this.deliver(message) && delivered
+      if (delivered) this.cursor[stream] = caught.position
+    } else {
+      for (const message of kept) this.deliver(message)
     }
     this.release(stream)
   }
@@ -582,6 +790,7 @@ export class Session {
   /** Hands a stream message to the sink; `false` when the sink had no room for it (its position does not advance). */
   private deliver(message: StreamMessage): boolean {
     const { stream } = message
+    if (message.offset === 0 && this.mode === 'pull' && this.hub.store.keep !== undefined) return this.deliverTransient(message)
     if (message.offset > 0) {
       const at = this.cursor[stream]
       if (at !== undefined && at.epoch === message.epoch && message.offset <= at.offset) return true
@@ -603,6 +812,25 @@ export class Session {
     return true
   }
 
+  /**
+   * Pull mode: a transient message goes to the sink once per request and is
+   * kept in the store until `confirm()` retires it, so a cut response sends it
+   * again and a copy kept by a process where the session was parked is not
+   * delivered twice.
+   */
+  private deliverTransient(message: StreamMessage): boolean {
+    if (message.meta?.exclude_socket === this.sid) return true
+    const id = transientId(message)
+    if (this.settledIds.has(id)) return true
+    this.keep(message, this.cursor[message.stream])
+    /* c8 ignore next -- a stream is left before its subscriptions are forgotten, so it always has identifiers here */
+    const replies = [...(this.streamIdentifiers.get(message.stream) ?? [])].map((identifier) => replyFor(message, identifier))
+    if (this.sink?.admits?.(replies) === false) return false
+    for (const reply of replies) this.sink?.send(reply)
+    this.settledIds.add(id)
+    return true
+  }
+
   /** Sends a control message (or a history backlog message); pull sessions keep it until confirmed. */
   private emit(message: ServerMessage | Outgoing): void {
     const outgoing = message instanceof Outgoing ? message : new Outgoing(message)
@@ -613,6 +841,38 @@ export class Session {
   private async persistLive(): Promise<void> {
     if (this.mode === 'live' && this.resumable && !this.closed) await this.hub.persist(this)
   }
+}
+
+/** Kept transient messages carry where they were in their stream (see {@link interleave}). */
+const afters = new WeakMap<StreamMessage, StreamPosition>()
+
+function withAfter(message: StreamMessage, after: StreamPosition): StreamMessage {
+  afters.set(message, after)
+  return message
+}
+
+/**
+ * A stream's caught-up messages with its kept transient ones between them: each
+ * kept one right after the retained message it followed when it was kept (or
+ * first, when that is before the catch-up or in another epoch).
+ */
+function interleave(retained: readonly StreamMessage[], unordered: readonly StreamMessage[]): StreamMessage[] {
+  if (unordered.length === 0) return retained as StreamMessage[]
+  // Kept by several processes, each in its own order: by position (a stable sort keeps each one's order).
+  const kept = [...unordered].sort((a, b) => (afters.get(a)?.offset ?? 0) - (afters.get(b)?.offset ?? 0))
+  const out: StreamMessage[] = []
+  let next = 0
+  for (const message of retained) {
+    while (next < kept.length && precedes(kept[next]!, message)) out.push(kept[next++]!)
+    out.push(message)
+  }
+  while (next < kept.length) out.push(kept[next++]!)
+  return out
+}
+
+function precedes(kept: StreamMessage, retained: StreamMessage): boolean {
+  const after = afters.get(kept)
+  return after === undefined || after.epoch !== retained.epoch || after.offset < retained.offset
 }
 
 /**

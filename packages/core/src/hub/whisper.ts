@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { Broker } from '../broker.js'
 import type { StoredSubscription } from '../session-store.js'
 
@@ -10,6 +11,6 @@ import type { StoredSubscription } from '../session-store.js'
  */
 export async function whisper(broker: Broker, subscription: StoredSubscription, sid: string, data: unknown): Promise<boolean> {
   if (subscription.whisper === undefined) return false
-  await broker.publish(subscription.whisper, data, { meta: { transient: true, exclude_socket: sid } })
+  await broker.publish(subscription.whisper, data, { meta: { transient: true, exclude_socket: sid, transient_id: randomUUID() } })
   return true
 }

@@ -1,11 +1,15 @@
 import type { Test } from 'tap'
-import type { SessionState, SessionStore } from '../session-store.js'
+import type { KeptMessage, SessionState, SessionStore } from '../session-store.js'
 
 export interface SessionStoreContractSetup {
   /** A fresh store whose sessions do not collide with other runs (use a unique prefix). */
   create(): Promise<SessionStore>
   /** Lets `ms` of the store's time pass (real waiting is fine for small values). */
   elapse(ms: number): Promise<void>
+}
+
+function kept(id: string, data: unknown, after = 0): KeptMessage {
+  return { id, after: { offset: after, epoch: 'e1' }, message: { stream: 'a', offset: 0, epoch: 'e1', timestamp: 7, data, meta: { transient: true, transient_id: id } } }
 }
 
 function state(sid: string): SessionState {
@@ -84,5 +88,39 @@ export function sessionStoreContract(t: Test, setup: SessionStoreContractSetup):
     t.ok(await store.get('s4'), 'refreshed by save')
     await setup.elapse(200)
     t.equal(await store.get('s4'), undefined)
+  })
+
+  t.test('kept transient messages: appended whatever the lease, deduplicated, capped, retired, never saved over', async (t) => {
+    const store = await make(t)
+    if (store.keep === undefined || store.retire === undefined) return t.pass('this store keeps no transient messages')
+    t.equal(await store.keep('missing', [kept('x', 1)], 10), undefined, 'no session, nothing kept')
+    await store.create(state('k1'), 10_000)
+    t.equal(await store.keep('k1', [kept('m1', { text: 'a\nb', n: 0.1 + 0.2, empty: {}, list: [] })], 10), 0, 'answers the lease of the last save')
+    const claimed = await store.claim('k1', 10_000)
+    t.same(claimed?.kept, [kept('m1', { text: 'a\nb', n: 0.1 + 0.2, empty: {}, list: [] })], 'read with the claim, data as it was')
+    t.equal(await store.keep('k1', [kept('m1', 'again'), kept('m2', 2, 3)], 10), 0, 'kept by a process that does not hold the session')
+    t.equal(await store.save({ ...claimed!, kept: [] }, 10_000), true)
+    t.same((await store.get('k1'))?.kept?.map((message) => message.id), ['m1', 'm2'], 'a save neither writes nor drops them; an id is kept once')
+    t.equal(await store.keep('k1', [kept('m3', 3), kept('m4', 4), kept('m5', 5)], 3), 1, 'the lease of the newer save')
+    t.same((await store.get('k1'))?.kept?.map((message) => message.id), ['m3', 'm4', 'm5'], 'past the limit the oldest go')
+    await store.retire('k1', ['m3', 'm4'], 3)
+    t.same((await store.get('k1'))?.kept?.map((message) => message.id), ['m5'])
+    await store.keep('k1', [kept('m4', 4), kept('m6', 6)], 3)
+    t.same((await store.get('k1'))?.kept?.map((message) => message.id), ['m5', 'm6'], 'a retired id is not kept again')
+    await store.retire('k1', ['m5', 'm6'], 3)
+    t.equal((await store.get('k1'))?.kept, undefined, 'none left')
+    await store.create(state('k1'), 10_000)
+    t.equal((await store.get('k1'))?.kept, undefined, 'create starts without any')
+    await store.retire('missing', ['m1'], 3)
+  })
+
+  t.test('kept transient messages expire with their session', async (t) => {
+    const store = await make(t)
+    if (store.keep === undefined) return t.pass('this store keeps no transient messages')
+    await store.create(state('k2'), 150)
+    await store.keep('k2', [kept('m1', 1)], 10)
+    await setup.elapse(200)
+    t.equal(await store.get('k2'), undefined)
+    t.equal(await store.keep('k2', [kept('m2', 2)], 10), undefined)
   })
 }
