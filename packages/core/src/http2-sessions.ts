@@ -16,41 +16,37 @@ import type { FastifyInstance } from 'fastify'
  * Fastify does something close only with `forceCloseConnections: true`, an option of the app, not of a plugin.
  */
 export function closeHttp2SessionsOnClose(fastify: FastifyInstance): void {
-  // Http2Server and Http2SecureServer emit 'session' and 'stream'; Fastify types `server` as the HTTP/1 one.
+  // Http2Server and Http2SecureServer emit 'session'; Fastify types `server` as the HTTP/1 one.
   const server = fastify.server as unknown as EventEmitter
   /** Streams in flight per open session. */
-  const inFlight = new Map<Http2Session, number>()
+  const inFlight = new Map<Http2Session, { streams: number }>()
   let closing = false
-  const closeIfIdle = (session: Http2Session): void => {
-    if (closing && inFlight.get(session) === 0 && !session.closed) session.close()
+  // session.close() is a no-op on a session already closing or closed.
+  const closeIfIdle = (session: Http2Session, state: { streams: number }): void => {
+    if (closing && state.streams === 0) session.close()
   }
   const onSession = (session: Http2Session): void => {
-    inFlight.set(session, 0)
+    const state = { streams: 0 }
+    inFlight.set(session, state)
     session.once('close', () => inFlight.delete(session))
-    // A connection accepted between preClose and the listener's close: told at once.
-    closeIfIdle(session)
-  }
-  const onStream = (stream: ServerHttp2Stream): void => {
-    const session = stream.session
-    if (session === undefined || !inFlight.has(session)) return
-    inFlight.set(session, inFlight.get(session)! + 1)
-    stream.once('close', () => {
-      const left = inFlight.get(session)
-      if (left === undefined) return
-      inFlight.set(session, left - 1)
-      closeIfIdle(session)
+    session.on('stream', (stream: ServerHttp2Stream) => {
+      state.streams++
+      stream.once('close', () => {
+        state.streams--
+        closeIfIdle(session, state)
+      })
     })
+    // A connection accepted between preClose and the listener's close: told at once.
+    closeIfIdle(session, state)
   }
   server.on('session', onSession)
-  server.on('stream', onStream)
   fastify.addHook('preClose', (done) => {
     closing = true
-    for (const session of inFlight.keys()) closeIfIdle(session)
+    for (const [session, state] of inFlight) closeIfIdle(session, state)
     done()
   })
   fastify.addHook('onClose', (_instance, done) => {
     server.off('session', onSession)
-    server.off('stream', onStream)
     done()
   })
 }

@@ -73,7 +73,7 @@ export async function useProtocolForFetch(): Promise<void> {
 }
 
 /** The Content-Length a dispatched request declares (fetch passes its headers as an object or a flat array). */
-function declaredLength(headers: unknown): string | undefined {
+export function declaredLength(headers: unknown): string | undefined {
   if (Array.isArray(headers)) {
     for (let i = 0; i + 1 < headers.length; i += 2) if (String(headers[i]).toLowerCase() === 'content-length') return String(headers[i + 1])
     return undefined
