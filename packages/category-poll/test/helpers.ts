@@ -1,11 +1,21 @@
-import Fastify, { type FastifyInstance } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { MemoryBroker, rtCore, type MemoryBrokerOptions, type RtCoreOptions, type StreamListener } from '@rt/core'
+import { http2UnderTest, testFastify, useProtocolForFetch } from '@rt/core/testing'
 import { categoryPoll, type CategoryPollOptions } from '../src/index.js'
+
+// RT_TEST_HTTP2=1 (the second run of `npm test`): apps serve HTTP/2 over TLS only, and fetch negotiates h2.
+await useProtocolForFetch()
+
+/** Whether this run is the HTTP/2 one (RT_TEST_HTTP2=1): the few protocol-specific assertions branch on it. */
+export const http2 = http2UnderTest()
+
+/** `Fastify(options)` over the protocol of this run (HTTP/2 with TLS when RT_TEST_HTTP2=1). */
+export const fastify = testFastify
 
 export interface Server {
   app: FastifyInstance
-  /** Origin, e.g. http://127.0.0.1:1234 */
+  /** Origin, e.g. http://127.0.0.1:1234 (https:// over HTTP/2) */
   origin: string
   /** Subscribe URL (prefix + path). */
   events: string
@@ -22,16 +32,16 @@ export async function start(
   options: CategoryPollOptions & { prefix?: string } = {},
   core: RtCoreOptions = {}
 ): Promise<Server> {
-  const app = Fastify()
+  const app = testFastify()
   await app.register(rtCore, { history: { historyLimit: 5000, historyTtl: Infinity }, ...core })
   await app.register(categoryPoll, options)
   const origin = await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => {
     const closing = app.close()
     // Held requests are answered in preClose; what is left are idle sockets a client (undici) opened
-    // and may keep for seconds: do not let them hold the test up.
+    // and may keep for seconds: do not let them hold the test up. (HTTP/2 sessions: @rt/core closes them.)
     await new Promise((resolve) => setTimeout(resolve, 50))
-    app.server.closeAllConnections()
+    if (typeof app.server.closeAllConnections === 'function') app.server.closeAllConnections()
     await closing
   })
   const prefix = options.prefix ?? ''

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import Fastify from 'fastify'
 import t from 'tap'
 import { categoryPoll } from '../src/index.js'
-import { CountingBroker, eventsOf, start } from './helpers.js'
+import { CountingBroker, eventsOf, start, fastify } from './helpers.js'
 
 t.test('beforeSubscribe: async, false → 403 with golongpoll headers, own replies kept, sees the request', async (t) => {
   const seen: string[] = []
@@ -38,7 +38,7 @@ t.test('beforeSubscribe: async, false → 403 with golongpoll headers, own repli
 t.test('failures: an unavailable broker is 503, a throwing hook 500 (or its own 4xx), as golongpoll JSON', async (t) => {
   const broker = new CountingBroker()
   const logs: string[] = []
-  const app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => logs.push(line) } } })
+  const app = fastify({ logger: { level: 'error', stream: { write: (line: string) => logs.push(line) } } })
   await app.register(rtCore, { broker })
   await app.register(categoryPoll, {
     enablePublish: true,

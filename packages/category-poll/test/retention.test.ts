@@ -2,7 +2,7 @@ import t from 'tap'
 import { categoryPoll } from '../src/index.js'
 import Fastify from 'fastify'
 import { rtCore } from '@rt/core'
-import { CountingBroker, eventsOf, start, until } from './helpers.js'
+import { CountingBroker, eventsOf, start, until, fastify } from './helpers.js'
 
 t.test('maxEventBufferSize: only the newest N events are visible (case 35)', async (t) => {
   const s = await start(t, { maxEventBufferSize: 3 })
@@ -57,7 +57,7 @@ t.test('a failing delete is logged, the answer is already sent', async (t) => {
     throw new Error('disk on fire')
   }
   const logs: string[] = []
-  const app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => logs.push(line) } } })
+  const app = fastify({ logger: { level: 'error', stream: { write: (line: string) => logs.push(line) } } })
   await app.register(rtCore, { broker })
   await app.register(categoryPoll, { deleteEventAfterFirstRetrieval: true })
   const origin = await app.listen({ port: 0, host: '127.0.0.1' })

@@ -10,6 +10,7 @@ import { Metrics } from './metrics.js'
 import type { RtCoreOptions } from './options.js'
 import { deriveBroadcastKey } from './signing.js'
 import { resolveLimits, type Limits } from './limits.js'
+import { closeHttp2SessionsOnClose } from './http2-sessions.js'
 
 /** What `fastify.rt` holds: the one shared broker and what every transport plugs into. */
 export interface RtCore {
@@ -137,6 +138,7 @@ async function rtCorePlugin(fastify: FastifyInstance, options: RtCoreOptions): P
       return reply.type(metrics.registry.contentType).send(await metrics.text())
     })
   }
+  closeHttp2SessionsOnClose(fastify)
   fastify.addHook('onClose', async () => {
     hub.close()
     if (ownsStore) await store.close()

@@ -5,7 +5,7 @@
  * `?sid=`. In both protocols the channel must come back, and every message it
  * receives must come in order, once.
  */
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { createCable } from '@anycable/web'
 import t from 'tap'
@@ -23,20 +23,24 @@ async function flakyNetwork(t: { teardown(fn: () => unknown): void }, target: st
     if (down) return req.socket.destroy()
     const isConnect = req.headers['x-anycable-poll-id'] === undefined
     if (isConnect) connects.push(req.url ?? '')
-    const forward = httpRequest({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers }, (answer) => {
-      const chunks: Buffer[] = []
-      answer.on('data', (chunk: Buffer) => chunks.push(chunk))
-      answer.on('end', () => {
+    // Forwarded with fetch, so the app side speaks the protocol under test (HTTP/2 over TLS in that run);
+    // the leg that is cut stays HTTP/1.1.
+    const chunks: Buffer[] = []
+    req.on('data', (chunk: Buffer) => chunks.push(chunk))
+    req.on('end', () => {
+      const headers = Object.fromEntries(Object.entries(req.headers).filter(([name]) => !['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive'].includes(name))) as Record<string, string>
+      const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : Buffer.concat(chunks)
+      fetch(`${upstream.origin}${req.url ?? ''}`, { method: req.method ?? 'GET', headers, ...(body === undefined ? {} : { body }) }).then(async (answer) => {
+        const text = Buffer.from(await answer.arrayBuffer())
         // The hook runs once the server has answered a connect, before the client sees it: "meanwhile" made exact.
         const hook = isConnect ? afterConnect : undefined
-        void (hook?.() ?? Promise.resolve()).then(() => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers)
-          res.end(Buffer.concat(chunks))
-        })
-      })
+        await (hook?.() ?? Promise.resolve())
+        const answerHeaders: Record<string, string> = {}
+        answer.headers.forEach((value, name) => { if (name !== 'content-length' && name !== 'content-encoding') answerHeaders[name] = value })
+        res.writeHead(answer.status, answerHeaders)
+        res.end(text)
+      }, () => req.socket.destroy())
     })
-    forward.on('error', () => req.socket.destroy())
-    req.pipe(forward)
   })
   server.on('connection', (socket: Socket) => {
     sockets.add(socket)

@@ -1,6 +1,6 @@
 import type { Test } from 'tap'
 import { MemoryBroker, MemorySessionStore, rtCore } from '@rt/core'
-import Fastify from 'fastify'
+import { testFastify } from '@rt/core/testing'
 import t from 'tap'
 import { rtLongPoll, type LongPollOptions } from '../src/index.js'
 import { AnyCableLongPolling } from './anycable-client.js'
@@ -63,7 +63,7 @@ async function twoProcesses(t: Test, lp: LongPollOptions) {
     await broker.close()
   })
   const start = async () => {
-    const app = Fastify({ forceCloseConnections: true })
+    const app = testFastify({ forceCloseConnections: true })
     await app.register(rtCore, { broker, sessionStore: store, publicStreams: true })
     await app.register(rtLongPoll, lp)
     const url = `${await app.listen({ port: 0, host: '127.0.0.1' })}/lp`

@@ -1,6 +1,6 @@
 import { connect } from 'node:net'
 import t from 'tap'
-import { FAST, connectTo, payloads, poll, serve, until } from './helpers.js'
+import { FAST, connectTo, http2, payloads, poll, serve, until } from './helpers.js'
 
 t.test('a broadcast (POST /_broadcast) reaches a held poll', async (t) => {
   const { app, url } = await serve(t)
@@ -50,7 +50,8 @@ t.test('an idle poll is answered empty after the poll interval', async (t) => {
   t.equal((await poll(url, id)).status, 200, 'the session lives on')
 })
 
-t.test('a response cut mid-write is served again by the next poll', async (t) => {
+// HTTP/1.1 only (README, "Tests"): it writes a raw HTTP/1.1 request on a TCP socket and cuts that socket.
+if (!http2) t.test('a response cut mid-write is served again by the next poll', async (t) => {
   // Answers this large need a cap above them (the default of 1 MiB would split them).
   const { app, url } = await serve(t, { ...FAST, flushInterval: 0, maxAnswerSize: 128 * 1024 * 1024 }, { history: { historyLimit: 100 } })
   const { id } = await connectTo(url, ['big'])

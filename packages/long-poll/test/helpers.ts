@@ -1,6 +1,13 @@
 import { rtCore, type RtCoreOptions } from '@rt/core'
-import Fastify, { type FastifyInstance } from 'fastify'
+import { http2UnderTest, testFastify, useProtocolForFetch } from '@rt/core/testing'
+import type { FastifyInstance } from 'fastify'
 import { rtLongPoll, type LongPollOptions } from '../src/index.js'
+
+// RT_TEST_HTTP2=1 (the second run of `npm test`): apps serve HTTP/2 over TLS only, and fetch negotiates h2.
+await useProtocolForFetch()
+
+/** Whether this run is the HTTP/2 one (RT_TEST_HTTP2=1): the few protocol-specific assertions branch on it. */
+export const http2 = http2UnderTest()
 
 export interface Served {
   app: FastifyInstance
@@ -10,14 +17,14 @@ export interface Served {
 /** Short intervals for tests; tests that need the defaults pass their own. */
 export const FAST: LongPollOptions = { pollInterval: 2, flushInterval: 20, keepaliveTimeout: 5 }
 
-/** An app with @rt/core and @rt/long-poll listening on a real socket. */
+/** An app with @rt/core and @rt/long-poll listening on a real socket (HTTP/2 with TLS when RT_TEST_HTTP2=1). */
 export async function serve(
   t: { teardown(fn: () => unknown): void },
   lp: LongPollOptions = FAST,
   core: RtCoreOptions = {}
 ): Promise<Served> {
   // Fetch (undici) may leave a connection that never carried a request after an abort; close it with the app.
-  const app = Fastify({ logger: false, forceCloseConnections: true })
+  const app = testFastify({ logger: false, forceCloseConnections: true })
   await app.register(rtCore, { publicStreams: true, broadcastKey: 'key', ...core })
   await app.register(rtLongPoll, lp)
   const url = await app.listen({ port: 0, host: '127.0.0.1' })

@@ -1,4 +1,5 @@
 import { MemoryBroker, MemorySessionStore, rtCore, type Channel } from '@rt/core'
+import { testFastify } from '@rt/core/testing'
 import Fastify from 'fastify'
 import t from 'tap'
 import { rtLongPoll } from '../src/index.js'
@@ -68,7 +69,7 @@ t.test('a session whose process went away is expired by the next poll on another
   })
   const { Room, left } = tracked()
   const start = async () => {
-    const app = Fastify({ forceCloseConnections: true })
+    const app = testFastify({ forceCloseConnections: true })
     await app.register(rtCore, { broker, sessionStore: store, channels: { Room } })
     await app.register(rtLongPoll, { ...FAST, keepaliveTimeout: 0.1 })
     return { app, url: `${await app.listen({ port: 0, host: '127.0.0.1' })}/lp` }
@@ -96,7 +97,7 @@ t.test('a session answered elsewhere since is left to that process', async (t) =
     await broker.close()
   })
   const start = async (keepaliveTimeout: number) => {
-    const app = Fastify({ forceCloseConnections: true })
+    const app = testFastify({ forceCloseConnections: true })
     await app.register(rtCore, { broker, sessionStore: store, publicStreams: true })
     await app.register(rtLongPoll, { ...FAST, keepaliveTimeout })
     t.teardown(() => app.close())
@@ -104,6 +105,8 @@ t.test('a session answered elsewhere since is left to that process', async (t) =
   }
   const a = await start(0.05)
   const b = await start(60)
+  // Connection to B set up first (a TLS handshake over HTTP/2): A's 50 ms keepalive must not run out during it.
+  await (await fetch(b.url.replace(/\/lp$/, '/warm-up'))).text()
   const { id } = await connectTo(a.url, ['x'])
   t.equal(await metric(a.app, 'long_poll_clients_num'), 1)
   await poll(b.url, id, JSON.stringify({ command: 'pong' }))

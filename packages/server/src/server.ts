@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import type { Http2Session } from 'node:http2'
 import type { AddressInfo, Socket } from 'node:net'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import { Journal, MemoryBroker, deriveBroadcastKey, rtCore, type Broker, type RtCoreOptions, type SessionStore } from '@rt/core'
@@ -249,13 +248,6 @@ export async function startServer(options: StartServerOptions = {}): Promise<RtS
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
   })
-  // HTTP/2 clients keep their session open when no stream is left; a graceful stop sends them GOAWAY
-  // (streams in flight finish) instead of waiting for the timeout.
-  const sessions = new Set<Http2Session>()
-  app.server.on('session', (session: Http2Session) => {
-    sessions.add(session)
-    session.once('close', () => sessions.delete(session))
-  })
   const storage = await openStorage(config, app)
   // Registered before the plugins, so it runs after their own onClose hooks (Fastify runs them last-in, first-out).
   app.addHook('onClose', () => storage.close())
@@ -283,7 +275,6 @@ export async function startServer(options: StartServerOptions = {}): Promise<RtS
         app.log.warn(`connections still open after ${timeoutMs} ms: cutting ${sockets.size}`)
         for (const socket of sockets) socket.destroy()
       }, timeoutMs)
-      for (const session of sessions) session.close()
       try {
         await app.close()
       } finally {

@@ -1,4 +1,5 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { Http2ServerResponse } from 'node:http2'
 import { disconnectMessage, pingMessage, pingWheel, type Outgoing, type Pingable, type PingPrecision, type ServerMessage, type StreamPosition } from '@rt/core'
 import { formatCursor } from './cursor.js'
 import { COMMENT_PING, encodeGetFrame, encodeGetHead, encodePostFrame, eventTail, hasPosition, messageType, serialize } from './encoder.js'
@@ -70,9 +71,17 @@ export class SseConnection implements Pingable {
     private readonly res: ServerResponse,
     private readonly options: ConnectionOptions
   ) {
-    res.once('close', () => {
+    const gone = (): void => {
       clearTimeout(this.drainTimer)
       this.finish()
+    }
+    res.once('close', gone)
+    // HTTP/2: a stream the client reset, then written to before Node noticed, errors with no 'close' on the
+    // response; its 'aborted' always comes. Destroying it frees the stream.
+    const stream = (res as unknown as Partial<Pick<Http2ServerResponse, 'stream'>>).stream
+    stream?.once('aborted', () => {
+      gone()
+      res.destroy()
     })
   }
 

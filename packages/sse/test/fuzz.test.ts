@@ -2,7 +2,7 @@
 // sockets. Never a 5xx or a hang; a subscriber that was there all along still gets the next message.
 import { hostileJsonTexts, hugeName, manyLines, manyStreamCursor } from '@rt/core/testing'
 import t from 'tap'
-import { answer, open, startApp, subscribed } from './helpers.js'
+import { answer, http2, open, startApp, subscribed } from './helpers.js'
 
 const texts = hostileJsonTexts(14).filter((text) => text.length < 6000)
 
@@ -33,7 +33,11 @@ t.test('GET and POST /events with hostile input', async (t) => {
     }
   }
   await check(`${base}/events?stream=${hugeName(5000)}`)
-  await check(`${base}/events?stream=s`, { headers: { 'last-event-id': manyStreamCursor(10_000) } })
+  await check(`${base}/events?stream=s`, { headers: { 'last-event-id': manyStreamCursor(300) } })
+  const oversized = check(`${base}/events?stream=s`, { headers: { 'last-event-id': manyStreamCursor(10_000) } })
+  // Past Node's header limits: HTTP/1.1's parser answers 431; HTTP/2's layer refuses the stream before any route.
+  if (http2) await t.rejects(oversized, { code: 'ERR_HTTP2_STREAM_ERROR' })
+  else await oversized
   await check(`${base}/events`, { method: 'POST', body: manyLines('{"command":"subscribe","identifier":"{\\"channel\\":\\"$pubsub\\",\\"stream_name\\":\\"s\\"}"}', 10_000) })
   t.ok(statuses.has(400) && statuses.has(431), `statuses seen: ${[...statuses].join(', ')}`)
   await app.rt.publish('live', 'still here')

@@ -1,7 +1,13 @@
-import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http'
-import Fastify, { type FastifyInstance } from 'fastify'
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
+import { connect as connectHttp2, type ClientHttp2Session, type IncomingHttpHeaders as Http2Headers } from 'node:http2'
+import type { Readable } from 'node:stream'
+import type { FastifyInstance } from 'fastify'
 import { rtCore, type RtCoreOptions } from '@rt/core'
+import { http2UnderTest, protocolUnderTest, testCertificate, testFastify, useProtocolForFetch, type TestProtocol } from '@rt/core/testing'
 import { rtSse, type RtSseOptions } from '../src/index.js'
+
+// RT_TEST_HTTP2=1 (the second run of `npm test`): the app serves HTTP/2 over TLS only, and fetch negotiates h2.
+await useProtocolForFetch()
 
 export interface SseEvent {
   /** `message` when the event had no `event:` line. */
@@ -13,17 +19,21 @@ export interface SseEvent {
 
 export interface TestApp {
   app: FastifyInstance
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>` (`https://` over HTTP/2) */
   base: string
 }
 
-/** An app on a real socket: @rt/core with public streams, then @rt/sse. Closed at the end of the test. */
+/**
+ * An app on a real socket (HTTP/1.1, or HTTP/2 with TLS when RT_TEST_HTTP2=1 or `protocol` says so): @rt/core
+ * with public streams, then @rt/sse. Closed at the end of the test.
+ */
 export async function startApp(
   t: { teardown(fn: () => unknown): void },
   core: RtCoreOptions = {},
-  sse: RtSseOptions = {}
+  sse: RtSseOptions = {},
+  protocol: TestProtocol = protocolUnderTest()
 ): Promise<TestApp> {
-  const app = Fastify()
+  const app = testFastify({}, protocol)
   await app.register(rtCore, { publicStreams: true, ...core })
   await app.register(rtSse, { pingInterval: 60_000, ...sse })
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
@@ -45,7 +55,8 @@ export class EventStream {
   private fields: { event?: string; data: string[]; id?: string; retry?: number } = { data: [] }
   private cursor = 0
 
-  constructor(readonly response: IncomingMessage) {
+  /** The answer's body: an HTTP/1.1 response or an HTTP/2 stream. */
+  constructor(readonly response: Readable, readonly status: number, readonly headers: IncomingHttpHeaders) {
     response.setEncoding('utf8')
     response.on('data', (chunk: string) => {
       this.text += chunk
@@ -56,14 +67,6 @@ export class EventStream {
       this.ended = true
       this.wake()
     })
-  }
-
-  get status(): number {
-    return this.response.statusCode!
-  }
-
-  get headers(): IncomingHttpHeaders {
-    return this.response.headers
   }
 
   /** The next event not read yet (waits for it). */
@@ -139,14 +142,57 @@ export interface OpenOptions {
   method?: string
   headers?: Record<string, string>
   body?: string
+  /** Aborting it resets the request (HTTP/1.1: the connection; HTTP/2: the stream). */
+  signal?: AbortSignal
 }
 
-/** Opens a request and resolves once the status and headers are in. */
+/** Whether this run is the HTTP/2 one (RT_TEST_HTTP2=1): the few protocol-specific assertions branch on it. */
+export const http2 = http2UnderTest()
+
+/**
+ * Opens a request and resolves once the status and headers are in: over HTTP/2 for an `https:` URL (one
+ * session per origin, as a browser), over a fresh HTTP/1.1 connection for an `http:` one.
+ */
 export function open(url: string, options: OpenOptions = {}): Promise<EventStream> {
+  if (url.startsWith('https:')) return openHttp2(new URL(url), options)
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: options.method ?? 'GET', headers: options.headers, agent: false }, (response) => resolve(new EventStream(response)))
+    const req = httpRequest(url, { method: options.method ?? 'GET', headers: options.headers, agent: false, signal: options.signal }, (response) =>
+      resolve(new EventStream(response, response.statusCode!, response.headers)))
     req.on('error', reject)
     req.end(options.body)
+  })
+}
+
+const http2Sessions = new Map<string, ClientHttp2Session>()
+
+function http2Session(origin: string): ClientHttp2Session {
+  const open = http2Sessions.get(origin)
+  if (open !== undefined && !open.closed && !open.destroyed) return open
+  const session = connectHttp2(origin, { ca: testCertificate().cert })
+  // Errors reach the streams; the session is dropped once the server closes it (GOAWAY on app.close()).
+  session.on('error', () => {})
+  const forget = (): void => { if (http2Sessions.get(origin) === session) http2Sessions.delete(origin) }
+  session.once('goaway', forget)
+  session.once('close', forget)
+  http2Sessions.set(origin, session)
+  return session
+}
+
+function openHttp2(url: URL, options: OpenOptions): Promise<EventStream> {
+  return new Promise((resolve, reject) => {
+    // Content-Length as node:http sends it: Fastify takes an HTTP/2 request with neither it nor a Content-Type as body-less.
+    const length = options.body === undefined ? {} : { 'content-length': String(Buffer.byteLength(options.body)) }
+    const headers = { ...length, ...options.headers, ':method': options.method ?? 'GET', ':path': `${url.pathname}${url.search}` }
+    const stream = http2Session(url.origin).request(headers, options.signal === undefined ? {} : { signal: options.signal })
+    let answered = false
+    stream.once('response', (headers: Http2Headers) => {
+      answered = true
+      const { ':status': status, ...rest } = headers
+      resolve(new EventStream(stream, Number(status), rest as IncomingHttpHeaders))
+    })
+    // Before the answer an error fails the request; after it, the stream's 'close' ends the EventStream.
+    stream.on('error', (error) => { if (!answered) reject(error) })
+    stream.end(options.body)
   })
 }
 

@@ -1,6 +1,6 @@
 // Issue 14: no poison message, bounded input — over real sockets.
 import t from 'tap'
-import { answer, startApp, subscribed, type EventStream, type SseEvent } from './helpers.js'
+import { answer, http2, startApp, subscribed, type EventStream, type SseEvent } from './helpers.js'
 
 const deep = (depth: number): string => '['.repeat(depth) + ']'.repeat(depth)
 
@@ -86,8 +86,10 @@ t.test('identifiers, stream names, Last-Event-ID and POST bodies are bounded', a
   const tooMany = await answer(`${base}/events?stream=s`, { headers: { 'last-event-id': cursor(300) } })
   t.equal(tooMany.status, 431, 'a Last-Event-ID of 300 streams')
   t.match(tooMany.body, /more than 256 streams/)
-  const huge = await answer(`${base}/events?stream=s`, { headers: { 'last-event-id': cursor(10_000) } })
-  t.equal(huge.status, 431, 'a Last-Event-ID of 10,000 streams')
+  const huge = answer(`${base}/events?stream=s`, { headers: { 'last-event-id': cursor(10_000) } })
+  // Past Node's header limits: HTTP/1.1's parser answers 431; HTTP/2's layer refuses the stream before any route.
+  if (http2) await t.rejects(huge, { code: 'ERR_HTTP2_STREAM_ERROR' }, 'a Last-Event-ID of 10,000 streams: refused by HTTP/2')
+  else t.equal((await huge).status, 431, 'a Last-Event-ID of 10,000 streams')
   const inQuery = await answer(`${base}/events?stream=s&last_event_id=${encodeURIComponent(cursor(300))}`)
   t.equal(inQuery.status, 400, 'the same cursor in the query string')
   const fine = await subscribed(`${base}/events?stream=s`)
