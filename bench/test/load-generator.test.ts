@@ -184,6 +184,13 @@ t.test('an SSE client waits for its ready marker, and times out on a server that
   await waitFor(() => confirmed.lastEventId === 'x2')
   t.equal(confirmed.lastEventId, 'x2', 'the last id: field, space or not')
   confirmed.close()
+  // s7 spreads its clients over several loopback source addresses.
+  let sourceAddress: string | undefined
+  server.once('request', (request: http.IncomingMessage) => { sourceAddress = request.socket.remoteAddress })
+  const fromSource = new SseClient(new ClientTracker(0), new Histogram(), { port, path: '/confirm', readyMarker: 'confirm_subscription', maxReconnects: 0, localAddress: '127.0.0.2' }, () => undefined)
+  await t.resolves(fromSource.open(2000))
+  t.equal(sourceAddress, '127.0.0.2', 'the connection comes from the given source address')
+  fromSource.close()
   const silent = client('/silent')
   await t.rejects(silent.open(100), /not ready in time/)
   silent.close()
