@@ -248,7 +248,9 @@ t.test('plugin options', async (t) => {
     [{ streamsWhisper: 'yes' }, /streamsWhisper must be a boolean/],
     [{ jwtParam: 'a b', jwtSecret: 's' }, /jwtParam/],
     [{ jwtForce: true }, /jwtForce needs jwtSecret/],
-    [{ jwtSecret: '' }, /jwtSecret/]
+    [{ jwtSecret: '' }, /jwtSecret/],
+    [{ transientBacklog: 0 }, /transientBacklog must be a positive integer/],
+    [{ transientBacklog: 2.5 }, /transientBacklog must be a positive integer/]
   ] as const) {
     const app = Fastify()
     await t.rejects(async () => { await app.register(rtCore, options as never).ready() }, message)

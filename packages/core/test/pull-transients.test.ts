@@ -4,12 +4,14 @@
  * session and, between two requests, by the process that answered last.
  */
 import t from 'tap'
+import type { StreamListener, StreamMessage } from '../src/broker.js'
 import { Hub } from '../src/hub/hub.js'
 import type { Session } from '../src/hub/session.js'
-import { buildIdentifier, type DataMessage } from '../src/hub/protocol.js'
+import { buildIdentifier, pullStream, type DataMessage, type Outgoing } from '../src/hub/protocol.js'
+import { ParkedSessions, transientId } from '../src/hub/pull-transients.js'
 import { MemoryBroker } from '../src/memory-broker.js'
 import { MemorySessionStore, type KeptMessage } from '../src/session-store.js'
-import { makeHub, RecordingSink, request } from './helpers.js'
+import { makeHub, RecordingSink, request, tick } from './helpers.js'
 
 const room = buildIdentifier({ channel: '$pubsub', stream_name: 'room' })
 const whispered = (sink: RecordingSink): unknown[] =>
@@ -25,8 +27,7 @@ async function pullSession(hub: Hub): Promise<string> {
   return result.session.sid
 }
 
-async function resume(hub: Hub, sid: string): Promise<{ session: Session; sink: RecordingSink }> {
-  const sink = new RecordingSink()
+async function resume<S extends RecordingSink = RecordingSink>(hub: Hub, sid: string, sink: S = new RecordingSink() as S): Promise<{ session: Session; sink: S }> {
   const session = await hub.resume(sid, sink)
   if (session === undefined) throw new Error('no session')
   return { session, sink }
@@ -143,3 +144,290 @@ async function until(check: () => boolean, what: string): Promise<void> {
   }
   throw new Error(`timed out waiting for ${what}`)
 }
+
+/** Errors the hub logs, by message. */
+function errorLog(): { errors: string[]; logger: never } {
+  const errors: string[] = []
+  return { errors, logger: { error: (_: unknown, message?: string) => { errors.push(message ?? '') }, warn: () => undefined } as never }
+}
+
+/** A kept message as another process would have kept it: before anything retained on `room`. */
+function keptOnRoom(id: string, data: unknown): KeptMessage {
+  return { id, after: { offset: 0, epoch: '' }, message: { stream: 'room', offset: 0, epoch: '', timestamp: 1, data, meta: { transient: true, transient_id: id } } }
+}
+
+const keptIds = async (store: MemorySessionStore, sid: string): Promise<string[] | undefined> =>
+  (await store.get(sid))?.kept?.map((message) => message.id)
+
+t.test('kept messages for a stream the session no longer reads are dropped at attach, and retired with the confirm', async (t) => {
+  const { hub, store } = makeHub(t, { publicStreams: true })
+  const sid = await pullSession(hub)
+  const first = await resume(hub, sid)
+  await first.session.handle({ command: 'unsubscribe', identifier: room })
+  first.session.detach({ park: false })
+  await first.session.confirm()
+  // Late: kept by a process where the session was parked on room before the unsubscribe.
+  await store.keep(sid, [keptOnRoom('late', { n: 1 })], 100)
+  const second = await resume(hub, sid)
+  t.same(whispered(second.sink), [], 'not delivered: the session no longer reads room')
+  second.session.detach({ park: false })
+  await second.session.confirm()
+  t.equal(await keptIds(store, sid), undefined, 'retired with the confirm')
+  await store.keep(sid, [keptOnRoom('late', { n: 1 })], 100)
+  t.equal(await keptIds(store, sid), undefined, 'and not kept again by another late keep')
+})
+
+t.test('a broker whose subscribe throws while the session parks: logged, the session does not park, nothing is left subscribed', async (t) => {
+  const { errors, logger } = errorLog()
+  const { hub, broker } = makeHub(t, { publicStreams: true, logger })
+  const sid = await pullSession(hub)
+  const first = await resume(hub, sid)
+  t.equal(broker.streamCount, 2, 'room and the hub\'s remote commands stream')
+  const subscribe = broker.subscribe.bind(broker)
+  // The streams' subscriptions succeed, the session's own control stream fails.
+  broker.subscribe = (stream, listener) => {
+    if (stream === pullStream(sid)) throw new Error('down')
+    return subscribe(stream, listener)
+  }
+  first.session.detach()
+  t.same(errors, ['@rt/core: listening between two requests failed'])
+  t.equal(hub.parked.size, 0, 'not parked')
+  t.equal(broker.streamCount, 1, 'room is no longer listened to')
+  t.equal(await first.session.flushed(), 0, 'a session that is not parked kept nothing while parked')
+})
+
+t.test('a process that answers the take-over without a count: the request reads the store again', async (t) => {
+  const { hub: one, broker, store } = makeHub(t, { publicStreams: true })
+  const two = new Hub({ broker, store, publicStreams: true })
+  t.teardown(() => two.close())
+  const sid = await pullSession(one)
+  const first = await resume(one, sid)
+  first.session.detach()
+  await first.session.confirm()
+  // The process that parked the session stops listening; an older version answers for it instead.
+  one.parked.close()
+  const stop = broker.subscribe(pullStream(sid), (message) => {
+    const data = message.data as { type?: unknown; lease?: unknown }
+    if (data.type !== 'taken') return
+    void store.keep(sid, [keptOnRoom('flushed-late', { n: 1 })], 100)
+      .then(() => broker.publish(pullStream(sid), { type: 'flushed', for: data.lease }, { transient: true }))
+  })
+  t.teardown(stop)
+  const next = await resume(two, sid)
+  t.same(whispered(next.sink), [{ n: 1 }], 'what it kept after the claim read the session comes with this request')
+  next.session.detach()
+})
+
+t.test('a store that fails while a request takes kept messages over: logged, the request goes on', async (t) => {
+  const { errors, logger } = errorLog()
+  const { hub: one, broker, store } = makeHub(t, { publicStreams: true })
+  const two = new Hub({ broker, store, publicStreams: true, logger })
+  t.teardown(() => two.close())
+  const sid = await pullSession(one)
+  const first = await resume(one, sid)
+  first.session.detach()
+  await first.session.confirm()
+  await broker.publish('room', { n: 1 }, whisper(1))
+  await broker.publish('room', { marker: true })
+  await one.parked.get(sid)!.flushed()
+  store.get = () => Promise.reject(new Error('down'))
+  const next = await resume(two, sid)
+  t.same(errors, ['@rt/core: taking kept transient messages over failed'])
+  t.same(whispered(next.sink), [{ n: 1 }, { marker: true }], 'what the claim read, and the catch-up')
+  next.session.detach()
+})
+
+/** A broker that may still hand a listener a message in flight after it was removed (as a networked broker may). */
+class LateBroker extends MemoryBroker {
+  readonly removed: Array<{ stream: string; listener: StreamListener }> = []
+  override subscribe(stream: string, listener: StreamListener): () => void {
+    const stop = super.subscribe(stream, listener)
+    return () => {
+      stop()
+      this.removed.push({ stream, listener })
+    }
+  }
+}
+
+t.test('a message that reaches a session after it stopped parking is not kept', async (t) => {
+  const broker = new LateBroker()
+  const { hub, store } = makeHub(t, { publicStreams: true, broker })
+  const sid = await pullSession(hub)
+  const first = await resume(hub, sid)
+  first.session.detach()
+  await first.session.confirm(60_000)
+  hub.parked.sweep(Date.now() + 61_000)
+  t.equal(hub.parked.size, 0)
+  const late = broker.removed.filter(({ stream }) => stream === 'room').at(-1)!
+  late.listener({ stream: 'room', offset: 0, epoch: '', timestamp: 1, data: { n: 1 }, meta: { transient: true, transient_id: 'late' } })
+  await first.session.flushed()
+  t.equal(await keptIds(store, sid), undefined)
+})
+
+t.test('while parked, the session\'s own whisper is not kept', async (t) => {
+  const { hub, broker, store } = makeHub(t, { publicStreams: true })
+  const sid = await pullSession(hub)
+  const first = await resume(hub, sid)
+  first.session.detach()
+  await first.session.confirm()
+  await broker.publish('room', { own: true }, { meta: { transient: true, exclude_socket: sid, transient_id: 'own' } })
+  await broker.publish('room', { n: 2 }, whisper(2))
+  await first.session.flushed()
+  t.same(await keptIds(store, sid), ['w2'])
+  const next = await resume(hub, sid)
+  t.same(whispered(next.sink), [{ n: 2 }])
+  next.session.detach()
+})
+
+/** Records each `keep` call's ids. */
+class BatchRecordingStore extends SlowKeepStore {
+  readonly batches: string[][] = []
+  override keep(sid: string, messages: readonly KeptMessage[], limit: number): Promise<number | undefined> {
+    this.batches.push(messages.map((message) => message.id))
+    return super.keep(sid, messages, limit)
+  }
+}
+
+t.test('messages that arrive while a keep is on its way go to the store together, in one keep', async (t) => {
+  const store = new BatchRecordingStore()
+  const { hub, broker } = makeHub(t, { publicStreams: true, store })
+  const sid = await pullSession(hub)
+  const first = await resume(hub, sid)
+  first.session.detach()
+  await first.session.confirm()
+  let open!: () => void
+  store.hold = new Promise((resolve) => { open = resolve })
+  await broker.publish('room', { n: 1 }, whisper(1))
+  await broker.publish('room', { n: 2 }, whisper(2))
+  await broker.publish('room', { n: 3 }, whisper(3))
+  open()
+  await first.session.flushed()
+  t.same(store.batches, [['w1'], ['w2', 'w3']])
+  const next = await resume(hub, sid)
+  t.same(whispered(next.sink), [{ n: 1 }, { n: 2 }, { n: 3 }])
+  next.session.detach()
+})
+
+/** A store whose `keep` rejects while `failing` is set. */
+class FailingKeepStore extends MemorySessionStore {
+  failing = false
+  override keep(sid: string, messages: readonly KeptMessage[], limit: number): Promise<number | undefined> {
+    return this.failing ? Promise.reject(new Error('down')) : super.keep(sid, messages, limit)
+  }
+}
+
+t.test('a store whose keep rejects: logged, the session stays parked and keeps what comes once the store is back', async (t) => {
+  const { errors, logger } = errorLog()
+  const store = new FailingKeepStore()
+  const { hub, broker } = makeHub(t, { publicStreams: true, store, logger })
+  const sid = await pullSession(hub)
+  const first = await resume(hub, sid)
+  first.session.detach()
+  await first.session.confirm()
+  store.failing = true
+  await broker.publish('room', { n: 1 }, whisper(1))
+  await first.session.flushed()
+  t.same(errors, ['@rt/core: keeping transient messages for a pull session failed'])
+  t.equal(hub.parked.size, 1, 'still parked')
+  store.failing = false
+  await broker.publish('room', { n: 2 }, whisper(2))
+  await first.session.flushed()
+  const next = await resume(hub, sid)
+  t.same(whispered(next.sink), [{ n: 2 }], 'what the store refused is lost; what followed is not')
+  next.session.detach()
+})
+
+t.test('kept messages are delivered even when the catch-up of their stream fails', async (t) => {
+  const { errors, logger } = errorLog()
+  const { hub, broker, store } = makeHub(t, { publicStreams: true, logger })
+  const sid = await pullSession(hub)
+  await store.keep(sid, [keptOnRoom('k1', { n: 1 })], 100)
+  broker.history = () => Promise.reject(new Error('down'))
+  const next = await resume(hub, sid)
+  t.same(errors, ['@rt/core: catching up room failed'])
+  t.same(whispered(next.sink), [{ n: 1 }])
+  next.session.detach()
+})
+
+t.test('in a request: the session\'s own whisper does not come back, and a transient message seen twice is sent once', async (t) => {
+  const { hub, broker } = makeHub(t, { publicStreams: true })
+  const sid = await pullSession(hub)
+  const other = await resume(hub, await pullSession(hub))
+  const next = await resume(hub, sid)
+  t.same(await next.session.handle({ command: 'whisper', identifier: room, data: 'hi' }), { ok: true })
+  await tick()
+  t.same(whispered(next.sink), [], 'not back to the sender')
+  t.same(whispered(other.sink), ['hi'], 'to the others')
+  const message = await broker.publish('room', { n: 1 }, whisper(1))
+  // Delivered again under the same id (a second process kept it, a broker redelivered it).
+  next.session.receive({ ...message })
+  t.same(whispered(next.sink), [{ n: 1 }], 'once')
+  next.session.detach()
+  other.session.detach()
+})
+
+/** A sink with a size cap: it admits replies until `full`. */
+class CappedSink extends RecordingSink {
+  full = false
+  admits(_replies: readonly Outgoing[]): boolean {
+    return !this.full
+  }
+}
+
+t.test('a transient message the sink has no room for is not sent, stays kept, and comes with the next request', async (t) => {
+  const { hub, broker } = makeHub(t, { publicStreams: true })
+  const sid = await pullSession(hub)
+  const first = await resume(hub, sid, new CappedSink())
+  await broker.publish('room', { n: 1 }, whisper(1))
+  first.sink.full = true
+  await broker.publish('room', { n: 2 }, whisper(2))
+  t.same(whispered(first.sink), [{ n: 1 }], 'the second did not fit')
+  first.session.detach({ park: false })
+  await first.session.confirm()
+  const next = await resume(hub, sid, new CappedSink())
+  t.same(whispered(next.sink), [{ n: 2 }], 'the first was confirmed; the second comes now')
+  next.session.detach()
+})
+
+t.test('a transient message without a safe transient_id is known by a digest of what every process receives', async (t) => {
+  const message = (data: unknown, transientId?: string): StreamMessage =>
+    ({ stream: 'room', offset: 0, epoch: 'e', timestamp: 5, data, meta: transientId === undefined ? { transient: true } : { transient: true, transient_id: transientId } })
+  t.equal(transientId(message(1, 'w-1_A')), 'w-1_A', 'a safe id is used as it is')
+  const digest = transientId(message(1, 'has a space'))
+  t.match(digest, /^[\w-]{43}$/, 'otherwise a digest')
+  t.equal(transientId(message(1, 'has a space')), digest, 'the same for the same message received elsewhere')
+  t.not(transientId(message(2, 'has a space')), digest, 'another for other data')
+  t.not(transientId(message(1)), transientId(message(2)), 'without an id as well')
+  t.not(transientId(message(1, 'x'.repeat(65))), 'x'.repeat(65), 'too long to be used as it is')
+  // Built by hand (an adapter, a broker that sets no meta on an offset-0 message).
+  const bare = (): StreamMessage => ({ stream: 'room', offset: 0, epoch: 'e', timestamp: 5, data: 1 })
+  t.match(transientId(bare()), /^[\w-]{43}$/, 'a message without meta gets a digest')
+  t.equal(transientId(bare()), transientId(bare()), 'the same one each time')
+
+  const { hub, broker } = makeHub(t, { publicStreams: true })
+  const sid = await pullSession(hub)
+  const first = await resume(hub, sid)
+  await broker.publish('room', { n: 1 }, { meta: { transient: true, transient_id: 'not\nsafe' } })
+  first.session.detach()
+  await first.session.checkpoint()
+  const second = await resume(hub, sid)
+  t.same(whispered(second.sink), [{ n: 1 }], 'a cut answer: sent again')
+  second.session.detach()
+  await second.session.confirm()
+  const third = await resume(hub, sid)
+  t.same(whispered(third.sink), [], 'confirmed: gone')
+  third.session.detach()
+})
+
+t.test('parked sessions: forgetting a session other than the one parked for its sid leaves that one parked', async (t) => {
+  const parked = new ParkedSessions()
+  t.teardown(() => parked.close())
+  const unparked: string[] = []
+  const session = (name: string): Session => ({ sid: 's', unpark: () => { unparked.push(name) } }) as unknown as Session
+  const current = session('current')
+  parked.add(current, Date.now() + 60_000)
+  parked.delete(session('stale'))
+  t.equal(parked.get('s'), current)
+  t.equal(parked.size, 1)
+  t.same(unparked, [])
+})

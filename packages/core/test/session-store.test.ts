@@ -1,5 +1,5 @@
 import t from 'tap'
-import { MemorySessionStore } from '../src/session-store.js'
+import { MemorySessionStore, type KeptMessage, type SessionStore } from '../src/session-store.js'
 import { sessionStoreContract } from '../src/testing/session-store-contract.js'
 
 let clock = 0
@@ -8,6 +8,39 @@ sessionStoreContract(t, {
   elapse: async (ms) => {
     clock += ms
   }
+})
+
+/** A store that keeps no transient messages (`keep` and `retire` are optional): the memory store without them. */
+function withoutKept(store: MemorySessionStore): SessionStore {
+  return {
+    get: (sid) => store.get(sid),
+    create: (state, ttlMs) => store.create(state, ttlMs),
+    claim: (sid, ttlMs, ifLease) => store.claim(sid, ttlMs, ifLease),
+    save: (state, ttlMs) => store.save(state, ttlMs),
+    delete: (sid) => store.delete(sid),
+    close: () => store.close()
+  }
+}
+
+t.test('the contract holds for a store that keeps no transient messages', async (t) => {
+  let clock = 0
+  sessionStoreContract(t, {
+    create: async () => withoutKept(new MemorySessionStore({ now: () => clock })),
+    elapse: async (ms) => {
+      clock += ms
+    }
+  })
+})
+
+t.test('retired ids are remembered up to twice the limit: older ones may be kept again', async (t) => {
+  const store = new MemorySessionStore()
+  t.teardown(() => store.close())
+  await store.create({ sid: 'r', identity: {}, subscriptions: {}, positions: {}, outbox: [], transport: {}, lease: 0, createdAt: 0 }, 10_000)
+  const kept = (id: string): KeptMessage => ({ id, after: { offset: 0, epoch: 'e' }, message: { stream: 'a', offset: 0, epoch: 'e', timestamp: 1, data: id, meta: { transient: true, transient_id: id } } })
+  await store.retire('r', ['m1', 'm2', 'm3'], 2)
+  await store.retire('r', ['m4', 'm5'], 2)
+  await store.keep('r', ['m1', 'm2', 'm3', 'm4', 'm5'].map(kept), 10)
+  t.same((await store.get('r'))?.kept?.map((message) => message.id), ['m1'], 'the last four retired ids are still refused; the oldest was forgotten')
 })
 
 t.test('the sweep drops expired sessions', async (t) => {

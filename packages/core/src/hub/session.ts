@@ -65,7 +65,7 @@ export class Session {
   private restoreTimer: NodeJS.Timeout | undefined
   private stopRemoteCommands: (() => void) | undefined
   /** Pull mode: kept transient messages read with the state, by stream, until caught up. */
-  private readonly kept = new Map<string, StreamMessage[]>()
+  private readonly kept = new Map<string, KeptMessage[]>()
   /** Pull mode: ids of the transient messages known here (kept in the store, or read from it). */
   private readonly keptIds = new Set<string>()
   /** Pull mode: ids of the kept messages handed to the sink (or dropped with their stream): retired on `confirm()`. */
@@ -103,10 +103,10 @@ export class Session {
   private addKept(kept: KeptMessage): void {
     if (this.keptIds.has(kept.id)) return
     this.keptIds.add(kept.id)
-    const message = withAfter({ ...kept.message, meta: { ...kept.message.meta, transient_id: kept.id } }, kept.after)
-    const list = this.kept.get(message.stream)
-    if (list === undefined) this.kept.set(message.stream, [message])
-    else list.push(message)
+    const entry = { ...kept, message: { ...kept.message, meta: { ...kept.message.meta, transient_id: kept.id } } }
+    const list = this.kept.get(entry.message.stream)
+    if (list === undefined) this.kept.set(entry.message.stream, [entry])
+    else list.push(entry)
   }
 
   /** Identifiers this session is subscribed to. */
@@ -133,7 +133,7 @@ export class Session {
     // Kept for streams the session no longer reads: nothing will deliver them.
     for (const [stream, messages] of this.kept) {
       if (this.streamIdentifiers.has(stream)) continue
-      for (const message of messages) this.settledIds.add(transientId(message))
+      for (const { id } of messages) this.settledIds.add(id)
       this.kept.delete(stream)
     }
     this.watchRestoring()
@@ -341,23 +341,24 @@ export class Session {
     }
     if (message.meta?.exclude_socket === this.sid) return
     parking.kept++
-    this.keep(message, parking.seen[message.stream])
+    // Parked on its joined streams only, whose positions are all in `seen`.
+    this.keep(message, parking.seen[message.stream]!)
   }
 
   /** Queues a transient message for the store (once per id); batches what arrives meanwhile into one `keep`. */
-  private keep(message: StreamMessage, after: StreamPosition | undefined): void {
+  private keep(message: StreamMessage, after: StreamPosition): void {
     const id = transientId(message)
     if (this.keptIds.has(id) || this.hub.store.keep === undefined) return
     this.keptIds.add(id)
-    this.keepQueue.push({ id, after: after ?? { offset: 0, epoch: '' }, message })
+    this.keepQueue.push({ id, after, message })
     if (this.keepQueue.length > 1) return
     this.keeping = this.keeping.then(() => this.flushKept())
   }
 
   private async flushKept(): Promise<void> {
+    // Never empty: a flush is chained only by the message that made the queue non-empty.
     const batch = this.keepQueue
     this.keepQueue = []
-    if (batch.length === 0) return
     try {
       const saved = await this.hub.store.keep!(this.sid, batch, this.hub.transientBacklog)
       // Gone, or saved by a newer request since (which had joined the streams before it saved): nothing more to keep here.
@@ -727,7 +728,7 @@ export class Session {
       for (const message of interleave(caught.messages, kept)) delivered = this.deliver(message) && delivered
       if (delivered) this.cursor[stream] = caught.position
     } else {
-      for (const message of kept) this.deliver(message)
+      for (const { message } of kept) this.deliver(message)
     }
     this.release(stream)
   }
@@ -822,7 +823,8 @@ export class Session {
     if (message.meta?.exclude_socket === this.sid) return true
     const id = transientId(message)
     if (this.settledIds.has(id)) return true
-    this.keep(message, this.cursor[message.stream])
+    // Delivered streams are joined, and a joined stream always has a position.
+    this.keep(message, this.cursor[message.stream]!)
     /* c8 ignore next -- a stream is left before its subscriptions are forgotten, so it always has identifiers here */
     const replies = [...(this.streamIdentifiers.get(message.stream) ?? [])].map((identifier) => replyFor(message, identifier))
     if (this.sink?.admits?.(replies) === false) return false
@@ -843,36 +845,27 @@ export class Session {
   }
 }
 
-/** Kept transient messages carry where they were in their stream (see {@link interleave}). */
-const afters = new WeakMap<StreamMessage, StreamPosition>()
-
-function withAfter(message: StreamMessage, after: StreamPosition): StreamMessage {
-  afters.set(message, after)
-  return message
-}
-
 /**
  * A stream's caught-up messages with its kept transient ones between them: each
  * kept one right after the retained message it followed when it was kept (or
  * first, when that is before the catch-up or in another epoch).
  */
-function interleave(retained: readonly StreamMessage[], unordered: readonly StreamMessage[]): StreamMessage[] {
+function interleave(retained: readonly StreamMessage[], unordered: readonly KeptMessage[]): StreamMessage[] {
   if (unordered.length === 0) return retained as StreamMessage[]
   // Kept by several processes, each in its own order: by position (a stable sort keeps each one's order).
-  const kept = [...unordered].sort((a, b) => (afters.get(a)?.offset ?? 0) - (afters.get(b)?.offset ?? 0))
+  const kept = [...unordered].sort((a, b) => a.after.offset - b.after.offset)
   const out: StreamMessage[] = []
   let next = 0
   for (const message of retained) {
-    while (next < kept.length && precedes(kept[next]!, message)) out.push(kept[next++]!)
+    while (next < kept.length && precedes(kept[next]!.after, message)) out.push(kept[next++]!.message)
     out.push(message)
   }
-  while (next < kept.length) out.push(kept[next++]!)
+  while (next < kept.length) out.push(kept[next++]!.message)
   return out
 }
 
-function precedes(kept: StreamMessage, retained: StreamMessage): boolean {
-  const after = afters.get(kept)
-  return after === undefined || after.epoch !== retained.epoch || after.offset < retained.offset
+function precedes(after: StreamPosition, retained: StreamMessage): boolean {
+  return after.epoch !== retained.epoch || after.offset < retained.offset
 }
 
 /**
