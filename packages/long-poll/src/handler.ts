@@ -210,10 +210,8 @@ export function longPollHandler(sessions: LongPollSessions) {
         session = await hub.resume(sid, poll, sessions.storeTtlMs, seen.lease)
         if (session === undefined) seen = await hub.store.get(sid)
       }
-      if (readState(session.state).expired === true) {
-        session.detach({ park: false })
-        return void expired(reply)
-      }
+      // Not expired: only expire() marks a session so, and it claims the session first, which would have made
+      // this claim at the lease read above fail.
       poll.session = session
       control.claimed(session.state.lease)
       sessions.begin(sid)
