@@ -32,22 +32,24 @@ export const POLL_ID_HEADER = 'X-Anycable-Poll-ID'
  */
 class ResponseWatch {
   readonly delivered: Promise<boolean>
-  onAbort: () => void = () => undefined
   private cutOff: NodeJS.Timeout | undefined
 
-  constructor(private readonly res: ServerResponse) {
+  /** `onAbort` runs when the client leaves before the answer is written. */
+  constructor(private readonly res: ServerResponse, onAbort: () => void) {
     // HTTP/2 (compat API): `res.socket` stands for the request's own stream, which is closed as soon as the
     // answer is sent; a reset stream shows a non-zero code instead (NO_ERROR is 0).
     const h2 = (res as unknown as { stream?: { rstCode?: number } }).stream
     const socket = res.socket!
     // One listener: 'close' follows every response, in the tick after 'finish' when it was written (the
-    // socket cannot change state in between), alone when the client left first.
+    // socket cannot change state in between), alone when the client left first. HTTP/2's compat response
+    // reports itself finished whenever its stream closes, even before anything was written (and a client
+    // cancelling may close it with NO_ERROR): only an answer ended before the close can have been delivered.
     this.delivered = new Promise((resolve) => {
       res.once('close', () => {
         clearTimeout(this.cutOff)
-        if (res.writableFinished) return resolve(h2 === undefined ? !socket.destroyed : !h2.rstCode)
+        if (res.writableEnded && res.writableFinished) return resolve(h2 === undefined ? !socket.destroyed : !h2.rstCode)
         resolve(false)
-        this.onAbort()
+        onAbort()
       })
     })
   }
@@ -144,9 +146,9 @@ export function longPollHandler(sessions: LongPollSessions) {
     if (begun && sid !== undefined) sessions.end(sid, Date.now() + options.keepaliveTimeoutMs)
   }
 
-  async function connect(request: LongPollRequest, reply: FastifyReply, lines: JsonlLine[], watch: ResponseWatch): Promise<void> {
+  async function connect(request: LongPollRequest, reply: FastifyReply, lines: JsonlLine[]): Promise<void> {
     const poll = new Poll(options)
-    watch.onAbort = () => poll.end('aborted')
+    const watch = new ResponseWatch(reply.raw, () => poll.end('aborted'))
     sessions.polls.add(poll)
     try {
       const restoreSid = request.headers['x-anycable-restore-sid'] ?? request.query.sid
@@ -208,10 +210,8 @@ export function longPollHandler(sessions: LongPollSessions) {
         session = await hub.resume(sid, poll, sessions.storeTtlMs, seen.lease)
         if (session === undefined) seen = await hub.store.get(sid)
       }
-      if (readState(session.state).expired === true) {
-        session.detach({ park: false })
-        return void expired(reply)
-      }
+      // Not expired: only expire() marks a session so, and it claims the session first, which would have made
+      // this claim at the lease read above fail.
       poll.session = session
       control.claimed(session.state.lease)
       sessions.begin(sid)
@@ -226,9 +226,9 @@ export function longPollHandler(sessions: LongPollSessions) {
     }
   }
 
-  async function poll(sid: string, reply: FastifyReply, lines: JsonlLine[], watch: ResponseWatch): Promise<void> {
+  async function poll(sid: string, reply: FastifyReply, lines: JsonlLine[]): Promise<void> {
     const poll = new Poll(options)
-    watch.onAbort = () => poll.end('aborted')
+    const watch = new ResponseWatch(reply.raw, () => poll.end('aborted'))
     sessions.polls.add(poll)
     try {
       const unlock = await sessions.lock(sid)
@@ -257,9 +257,9 @@ export function longPollHandler(sessions: LongPollSessions) {
       const reasons = lines.map(({ line, result }) => `line ${line}: ${(result as { error: string }).error}`)
       return answer(reply, 400, jsonlLine({ type: 'error', reason: `no valid command in the body (${reasons.join('; ')})` }))
     }
-    const watch = new ResponseWatch(reply.raw)
+    // connect() and poll() watch the response before their first await: a client leaving early is not missed.
     const pollId = request.headers['x-anycable-poll-id']
-    const running = pollId === undefined ? connect(request, reply, lines, watch) : poll(pollId, reply, lines, watch)
+    const running = pollId === undefined ? connect(request, reply, lines) : poll(pollId, reply, lines)
     sessions.running.add(running)
     try {
       await running

@@ -158,3 +158,17 @@ t.test('a command superseding a held poll never waits out the release timeout', 
     t.match(await app.rt.metrics.text(), /^long_poll_release_timeouts_total 0$/m, 'no request waited out a release it had missed')
   }
 })
+
+t.test("a poll takes over a session whose holder's process died: it waits out the release, counts it, and serves the session", async (t) => {
+  const { app, url } = await serve(t, FAST)
+  const { id } = await connectTo(url, ['room'])
+  // A request on a process that died since claimed the session and never released it.
+  t.ok(await app.rt.hub.store.claim(id, 60_000), 'the dead request claimed the session')
+  await app.rt.publish('room', { n: 1 })
+  const taken = await poll(url, id)
+  t.equal(taken.status, 200)
+  t.same(payloads(taken.lines), [{ n: 1 }], 'the session is served once the release wait ran out')
+  t.match(await app.rt.metrics.text(), /^long_poll_release_timeouts_total 1$/m, 'the take-over is counted')
+  await app.rt.publish('room', { n: 2 })
+  t.same(payloads((await poll(url, id)).lines), [{ n: 2 }], 'and the session goes on from there')
+})

@@ -145,3 +145,34 @@ t.test('two processes expiring one session at the same moment run unsubscribed o
     t.same(stale.lines, [{ type: 'disconnect', reason: 'session_expired', reconnect: true }])
   }
 })
+
+t.test('a sweep whose store read fails logs it and expires the session on a later sweep', async (t) => {
+  let down = false
+  /** A memory store whose reads can fail, as a Redis that went away for a moment. */
+  class FlakyReads extends MemorySessionStore {
+    override get(sid: string) {
+      return down ? Promise.reject(new Error('session get: Redis is unreachable')) : super.get(sid)
+    }
+  }
+  const store = new FlakyReads()
+  t.teardown(() => store.close())
+  const { app, url } = await serve(t, FAST, { sessionStore: store })
+  const { id } = await connectTo(url, ['room'])
+  // Its keepalive ran out (as if the process had answered it long ago), and this sweeper answered it last.
+  const state = (await store.get(id))!
+  const expiresAt = Date.now() - 1
+  t.ok(await store.save({ ...state, transport: { ...state.transport, expiresAt } }, 60_000))
+  const errors: string[] = []
+  const log = { ...app.log, error: (_obj: unknown, msg: string) => void errors.push(msg) } as unknown as typeof app.log
+  const sweeper = new LongPollSessions(app.rt.hub, resolveOptions(FAST), app.rt.metrics, log)
+  t.teardown(() => sweeper.close())
+  sweeper.begin(id)
+  sweeper.end(id, expiresAt)
+  down = true
+  await sweeper.sweep()
+  t.same(errors, ['@rt/long-poll: expiring a session failed'], 'the failure is logged')
+  down = false
+  await sweeper.sweep()
+  const stale = await poll(url, id)
+  t.same(stale.lines, [{ type: 'disconnect', reason: 'session_expired', reconnect: true }], 'the later sweep expired it')
+})

@@ -1,4 +1,5 @@
-import t from 'tap'
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net'
+import t, { type Test } from 'tap'
 import { BrokerUnavailableError, type StreamMessage } from '@rt/core'
 import { Redis } from 'ioredis'
 import { RedisBroker, RedisSessionStore } from '../src/index.js'
@@ -58,22 +59,69 @@ t.test('after client.disconnect() a publish rejects; once ioredis reconnects it 
   t.equal(client.listenerCount('ready'), 0)
 })
 
-t.test('a publish in flight when the connection dies fails to its caller; none hangs', async (t) => {
-  const name = `rt-test-inflight-${process.pid}`
-  const broker = new RedisBroker({ url: REDIS_URL, keyPrefix: prefix, connectionName: name, logger: recorder().logger })
+/**
+ * A TCP proxy to the shared Redis that can hold what the client sends: a command written while it holds is in
+ * flight (sent, unanswered) for as long as the test wants, whatever the load; `cut()` then drops the connections.
+ */
+async function holdingProxy(t: Test): Promise<{ url: string; hold(): void; held(): number; cut(): void }> {
+  const target = new URL(REDIS_URL)
+  const pairs = new Set<[Socket, Socket]>()
+  let holding = false
+  let heldBytes = 0
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port || 6379), target.hostname)
+    const pair: [Socket, Socket] = [client, upstream]
+    pairs.add(pair)
+    client.on('data', (chunk) => {
+      if (holding) heldBytes += chunk.length
+      else upstream.write(chunk)
+    })
+    upstream.pipe(client)
+    const drop = (): void => {
+      pairs.delete(pair)
+      client.destroy()
+      upstream.destroy()
+    }
+    client.on('close', drop).on('error', drop)
+    upstream.on('close', drop).on('error', drop)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => {
+    for (const [client] of pairs) client.destroy()
+    server.close(resolve)
+  }))
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    hold: () => { holding = true },
+    held: () => heldBytes,
+    cut: () => {
+      holding = false
+      for (const [client] of pairs) client.destroy()
+    }
+  }
+}
+
+t.test('a publish in flight when the connection dies fails to its caller; none hangs, none is applied', async (t) => {
+  const proxy = await holdingProxy(t)
+  const broker = new RedisBroker({ url: proxy.url, keyPrefix: prefix, logger: recorder().logger })
   t.teardown(() => broker.close())
-  await broker.position('inflight')
-  const id = await clientId(redis, name)
+  t.equal((await broker.position('inflight')).offset, 0)
+  proxy.hold()
   const pending = Promise.allSettled(range(1, 200).map((i) => broker.publish('inflight', i)))
-  // Publishes made in one task are sent at its end, in batches: let them go out, then kill the connection under them.
-  await Promise.resolve()
-  await redis.client('KILL', 'ID', id!)
+  // The batches are written to the connection at the end of this task and reach the proxy, which keeps them.
+  await until(() => proxy.held() > 0, 'the publishes to be sent')
+  proxy.cut()
   const results = await pending
+  t.same(results.map((result) => result.status), range(1, 200).map(() => 'rejected'), 'every publish in flight fails to its caller')
   for (const result of results) {
     if (result.status === 'rejected') t.type(result.reason, BrokerUnavailableError)
   }
-  const offsets = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.offset] : []))
-  t.equal(new Set(offsets).size, offsets.length, 'accepted publishes have distinct offsets')
+  const reader = new RedisBroker({ url: REDIS_URL, keyPrefix: prefix, logger: recorder().logger })
+  t.teardown(() => reader.close())
+  t.equal((await reader.position('inflight')).offset, 0, 'none of them reached Redis')
+  await eventually(() => broker.publish('inflight', 'after').then(() => true, () => false), 'the broker to reconnect')
+  t.equal((await reader.position('inflight')).offset, 1, 'the broker publishes again once reconnected, from the next offset')
 })
 
 t.test('CLIENT KILL of the subscriber connection mid-stream: live listeners lose and repeat nothing', async (t) => {

@@ -7,11 +7,25 @@ import { uniquePrefix } from './helpers.js'
 // A Redis server of the test's own (not the shared one), killed and started again with no data.
 const port = await freePort()
 let server: ChildProcess | undefined
+/**
+ * Starts the server and resolves once it accepts connections (its log says so): a spawned process is not
+ * listening yet, and the brokers' first connection fails at once when it is refused.
+ */
 async function start(): Promise<void> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] })
   await new Promise<void>((resolve, reject) => {
-    child.once('spawn', resolve)
+    let log = ''
+    const onData = (chunk: Buffer): void => {
+      log += chunk.toString()
+      if (!log.includes('Ready to accept connections')) return
+      child.stdout!.off('data', onData)
+      // Keeps reading the log so that the server never blocks on a full pipe.
+      child.stdout!.resume()
+      resolve()
+    }
+    child.stdout!.on('data', onData)
     child.once('error', reject)
+    child.once('exit', (code, signal) => reject(new Error(`redis-server exited before it was ready (${code ?? signal})`)))
   })
   server = child
 }
