@@ -73,6 +73,20 @@ function answer(response: http.ServerResponse, body: string): void {
   response.end(body)
 }
 
+/** Answers every waiter of a stream with what it has not seen; waiters at the same cursor share one encoded body. */
+function answerWaiters(list: Waiter[], history: string[], wrap: (events: string) => string): void {
+  const bodies = new Map<number, string>()
+  for (const waiter of list) {
+    clearTimeout(waiter.timer)
+    let body = bodies.get(waiter.after)
+    if (body === undefined) {
+      body = wrap(history.slice(waiter.after).join(','))
+      bodies.set(waiter.after, body)
+    }
+    answer(waiter.response, body)
+  }
+}
+
 /**
  * Long-poll ceiling: `GET /lp?stream=K&after=N` answers the JSON array of
  * messages after N from an in-memory array, or holds until the next publish.
@@ -114,17 +128,7 @@ export const ceilingLongPoll: TargetFactory = async (options) => {
       const list = waiting[stream]
       if (list === undefined || list.length === 0) return
       waiting[stream] = []
-      // Waiters at the same cursor share one encoded body.
-      const bodies = new Map<number, string>()
-      for (const waiter of list) {
-        clearTimeout(waiter.timer)
-        let body = bodies.get(waiter.after)
-        if (body === undefined) {
-          body = `[${history.slice(waiter.after).join(',')}]`
-          bodies.set(waiter.after, body)
-        }
-        answer(waiter.response, body)
-      }
+      answerWaiters(list, history, (events) => `[${events}]`)
     },
     close: () => closeServer(server)
   }
@@ -143,16 +147,7 @@ export const ceilingCategory: TargetFactory = async (options) => {
     const list = waiting[stream]
     if (list === undefined || list.length === 0) return
     waiting[stream] = []
-    const bodies = new Map<number, string>()
-    for (const waiter of list) {
-      clearTimeout(waiter.timer)
-      let body = bodies.get(waiter.after)
-      if (body === undefined) {
-        body = `{"events":[${history.slice(waiter.after).join(',')}]}`
-        bodies.set(waiter.after, body)
-      }
-      answer(waiter.response, body)
-    }
+    answerWaiters(list, history, (events) => `{"events":[${events}]}`)
   }
   const server = http.createServer((request, response) => {
     if (request.method === 'POST') {

@@ -1,45 +1,19 @@
-import { randomBytes } from 'node:crypto'
-import Fastify, { type FastifyInstance } from 'fastify'
-import { Redis } from 'ioredis'
+import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import { rtCore, type Broker } from '@rt/core'
+import type { Broker } from '@rt/core'
 import { RedisBroker, RedisSessionStore } from '@rt/redis'
-import { rtLongPoll } from '@rt/long-poll'
-import { rtActionCable, upstreamStream } from '../src/index.js'
+import { upstreamStream } from '../src/index.js'
 import { startCable } from './fixture/cable.mjs'
 import { eventually, poll, pollUntil, room, speak, subscribe } from './helpers.js'
+import { redisNode, redisPrefix } from './redis-node.js'
 
 const cable = await startCable()
 t.teardown(() => cable.stop())
-const prefix = `rt-test-acr-${randomBytes(4).toString('hex')}:`
-t.teardown(async () => {
-  // Only this test's keys (never FLUSHALL: Redis is shared).
-  const admin = new Redis('redis://127.0.0.1:6379')
-  let cursor = '0'
-  do {
-    const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-    if (keys.length > 0) await admin.del(...keys)
-    cursor = next
-  } while (cursor !== '0')
-  await admin.quit()
-})
+const prefix = redisPrefix(t, 'acr')
 
 /** One rt process on the shared Redis: @rt/core, the bridge and long polling. */
-async function node(t: { teardown(fn: () => unknown): void }, wrap: (broker: Broker) => Broker = (broker) => broker): Promise<{ app: FastifyInstance; url: string }> {
-  const app = Fastify()
-  const broker = new RedisBroker({ url: 'redis://127.0.0.1:6379', keyPrefix: prefix })
-  const sessionStore = new RedisSessionStore({ url: 'redis://127.0.0.1:6379', keyPrefix: prefix })
-  await app.register(rtCore, { broker: wrap(broker), sessionStore })
-  await app.register(rtActionCable, { url: cable.url, origin: cable.origin, commandTimeout: 5000 })
-  await app.register(rtLongPoll, { pollInterval: 1, flushInterval: 10 })
-  const url = await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(async () => {
-    await app.close()
-    await sessionStore.close()
-    await broker.close()
-  })
-  return { app, url }
-}
+const node = (t: { teardown(fn: () => unknown): void }, wrap?: (broker: Broker) => Broker): Promise<{ app: FastifyInstance; url: string }> =>
+  redisNode(t, { prefix, bridge: { url: cable.url, origin: cable.origin, commandTimeout: 5000 }, ...(wrap === undefined ? {} : { wrap }) })
 
 t.test('with Redis, commands polled on the process without the upstream socket are routed to its holder', async (t) => {
   const a = await node(t)

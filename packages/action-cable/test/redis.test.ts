@@ -1,31 +1,15 @@
 import { spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import Fastify from 'fastify'
-import { Redis } from 'ioredis'
+import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import { rtCore } from '@rt/core'
-import { RedisBroker, RedisSessionStore } from '@rt/redis'
-import { rtLongPoll } from '@rt/long-poll'
-import { rtActionCable } from '../src/index.js'
 import { startCable } from './fixture/cable.mjs'
 import { LOBBY, eventually, poll, pollUntil, room, subscribe } from './helpers.js'
+import { redisNode, redisPrefix } from './redis-node.js'
 
 const cable = await startCable()
 t.teardown(() => cable.stop())
-const prefix = `rt-test-ac-${randomBytes(4).toString('hex')}:`
+const prefix = redisPrefix(t, 'ac')
 const HOLDER_TTL = 600
-t.teardown(async () => {
-  // Only this test's keys (never FLUSHALL: Redis is shared).
-  const admin = new Redis('redis://127.0.0.1:6379')
-  let cursor = '0'
-  do {
-    const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-    if (keys.length > 0) await admin.del(...keys)
-    cursor = next
-  } while (cursor !== '0')
-  await admin.quit()
-})
 
 /** A bridged rt process on Redis in a child process (so it can be killed), and its URL. */
 async function childNode(): Promise<{ url: string; kill(): Promise<void> }> {
@@ -48,21 +32,8 @@ async function childNode(): Promise<{ url: string; kill(): Promise<void> }> {
 }
 
 /** A bridged rt process on Redis in this process. */
-async function localNode(t: { teardown(fn: () => unknown): void }): Promise<{ app: ReturnType<typeof Fastify>; url: string }> {
-  const app = Fastify()
-  const broker = new RedisBroker({ url: 'redis://127.0.0.1:6379', keyPrefix: prefix })
-  const sessionStore = new RedisSessionStore({ url: 'redis://127.0.0.1:6379', keyPrefix: prefix })
-  await app.register(rtCore, { broker, sessionStore })
-  await app.register(rtActionCable, { url: cable.url, origin: cable.origin, holderTtl: HOLDER_TTL, commandTimeout: 1000 })
-  await app.register(rtLongPoll, { pollInterval: 1, flushInterval: 10 })
-  const url = await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(async () => {
-    await app.close()
-    await sessionStore.close()
-    await broker.close()
-  })
-  return { app, url }
-}
+const localNode = (t: { teardown(fn: () => unknown): void }): Promise<{ app: FastifyInstance; url: string }> =>
+  redisNode(t, { prefix, bridge: { url: cable.url, origin: cable.origin, holderTtl: HOLDER_TTL, commandTimeout: 1000 } })
 
 t.test('with Redis, two processes taking a dead holder\'s session over at once open exactly one upstream socket', async (t) => {
   const upstreamSockets = async (user: string): Promise<number> => (await cable.stats()).users.filter((u) => u === user).length
@@ -91,18 +62,7 @@ t.test('with Redis, two processes taking a dead holder\'s session over at once o
 
 t.test('with Redis, any process answers a poll; the holder of the upstream socket killed → a poll elsewhere re-opens it', async (t) => {
   const a = await childNode()
-  const app = Fastify()
-  const broker = new RedisBroker({ url: 'redis://127.0.0.1:6379', keyPrefix: prefix })
-  const sessionStore = new RedisSessionStore({ url: 'redis://127.0.0.1:6379', keyPrefix: prefix })
-  await app.register(rtCore, { broker, sessionStore })
-  await app.register(rtActionCable, { url: cable.url, origin: cable.origin, holderTtl: HOLDER_TTL, commandTimeout: 1000 })
-  await app.register(rtLongPoll, { pollInterval: 1, flushInterval: 10 })
-  const b = await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(async () => {
-    await app.close()
-    await sessionStore.close()
-    await broker.close()
-  })
+  const { app, url: b } = await localNode(t)
 
   const connect = await poll(a.url, { cookie: 'user=ann', lines: [subscribe(LOBBY)] })
   t.equal(connect.status, 200)

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { randomTokens } from './random-tokens.js'
 import { MemoryPresenceStore } from './presence-store.js'
 import {
   BrokerUnavailableError,
@@ -58,27 +58,12 @@ interface StreamState {
   listeners: Set<StreamListener>
 }
 
-const EPOCH_BYTES = 6
-const EPOCH_POOL_SIZE = 256 * EPOCH_BYTES
-let epochPool = Buffer.alloc(0)
-let epochOffset = EPOCH_POOL_SIZE
-
 /**
  * A short random epoch, like AnyCable's `nanoid(4)` but with more entropy so
- * restarts never collide. Drawn from a pooled CSPRNG buffer (one system call
- * per 256 epochs): a stream nobody reads is dropped and re-created with a new
- * epoch, which happens on every long-poll connect and every Redis publish;
- * `randomBytes(6)` per call was 16 % of a long-poll connect's CPU (bench s3).
+ * restarts never collide. A stream nobody reads is dropped and re-created with
+ * a new epoch, which happens on every long-poll connect and every Redis publish.
  */
-export function newEpoch(): string {
-  if (epochOffset >= EPOCH_POOL_SIZE) {
-    epochPool = randomBytes(EPOCH_POOL_SIZE)
-    epochOffset = 0
-  }
-  const epoch = epochPool.toString('base64url', epochOffset, epochOffset + EPOCH_BYTES)
-  epochOffset += EPOCH_BYTES
-  return epoch
-}
+export const newEpoch: () => string = randomTokens(6)
 
 /**
  * The in-process broker. Each stream gets its own epoch when it is created, so a

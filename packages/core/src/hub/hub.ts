@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { randomTokens } from '../random-tokens.js'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Broker, StreamMessage } from '../broker.js'
 import type { SessionState, SessionStore } from '../session-store.js'
@@ -84,25 +84,11 @@ export interface ConnectOptions {
  */
 const isInternalRecord = (sid: string): boolean => sid.startsWith('$rt:')
 
-const ID_BYTES = 16
-const POOL_SIZE = 256 * ID_BYTES
-let pool = Buffer.alloc(0)
-let poolOffset = POOL_SIZE
-
 /**
  * 128 random bits, URL-safe: unguessable, since a sid can restore a session
- * without authentication. Drawn from a pooled CSPRNG buffer (one system call per
- * 256 ids) because connects are a hot path.
+ * without authentication.
  */
-export function newSessionId(): string {
-  if (poolOffset >= POOL_SIZE) {
-    pool = randomBytes(POOL_SIZE)
-    poolOffset = 0
-  }
-  const id = pool.toString('base64url', poolOffset, poolOffset + ID_BYTES)
-  poolOffset += ID_BYTES
-  return id
-}
+export const newSessionId: () => string = randomTokens(16)
 
 /**
  * The Action Cable session model shared by every Action Cable transport:
