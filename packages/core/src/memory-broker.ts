@@ -166,8 +166,12 @@ export class MemoryBroker implements Broker {
     const { historyLimit } = this.retention.for(stream)
     if (!transient && historyLimit > 0) {
       state.messages.push(message)
-      // Usually one out; more when a policy with a smaller limit started to apply.
-      if (state.messages.length > historyLimit) state.evictedThrough = state.messages.splice(0, state.messages.length - historyLimit).at(-1)!.offset
+      // Usually one out, by shift(): V8 moves the array's start in place, where splice(0, 1) copies the whole
+      // history (at bench s5's 10,000 messages that cut in-process publishes from ~1M/s to 40k/s). More than one
+      // when a policy with a smaller limit started to apply.
+      const excess = state.messages.length - historyLimit
+      if (excess === 1) state.evictedThrough = state.messages.shift()!.offset
+      else if (excess > 1) state.evictedThrough = state.messages.splice(0, excess).at(-1)!.offset
       for (const observer of this.observers) observer.onAppend?.(message)
     } else if (!transient) {
       state.evictedThrough = message.offset
