@@ -61,6 +61,8 @@ export interface SessionState {
    * answered); the next request asks that process to flush what it holds.
    */
   parked?: number
+  /** Pull sessions: the process that parked it (`ParkedSessions.node`), asked over its pull stream. */
+  parkedOn?: string
 }
 
 /**

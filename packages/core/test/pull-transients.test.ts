@@ -7,8 +7,8 @@ import t, { type Test } from 'tap'
 import type { StreamListener, StreamMessage } from '../src/broker.js'
 import { Hub } from '../src/hub/hub.js'
 import type { Session } from '../src/hub/session.js'
-import { buildIdentifier, pullStream, type DataMessage, type Outgoing } from '../src/hub/protocol.js'
-import { ParkedSessions, transientId } from '../src/hub/pull-transients.js'
+import { buildIdentifier, type DataMessage, type Outgoing } from '../src/hub/protocol.js'
+import { TransientKeeper, pullStream, transientId } from '../src/hub/pull-transients.js'
 import { MemoryBroker } from '../src/memory-broker.js'
 import { MemorySessionStore, type KeptMessage } from '../src/session-store.js'
 import { makeHub, RecordingSink, request, tick } from './helpers.js'
@@ -125,7 +125,7 @@ t.test('parking ends at the store TTL, and when the hub closes', async (t) => {
   t.equal(hub.parked.size, 1, 'not before its TTL')
   hub.parked.sweep(Date.now() + 61_000)
   t.equal(hub.parked.size, 0, 'after it')
-  t.equal(broker.streamCount, 1, "and it no longer listens (what is left is the hub's remote commands stream)")
+  t.equal(broker.streamCount, 2, 'and it no longer listens (what is left: the hub\'s remote commands stream and its pull stream)')
   const second = await resume(hub, sid)
   second.session.detach()
   t.equal(hub.parked.size, 1)
@@ -188,40 +188,115 @@ t.test('a broker whose subscribe throws while the session parks: logged, the ses
   const { hub, broker } = makeHub(t, { publicStreams: true, logger })
   const sid = await pullSession(hub)
   const first = await resume(hub, sid)
-  t.equal(broker.streamCount, 2, 'room and the hub\'s remote commands stream')
+  await first.session.handle({ command: 'subscribe', identifier: buildIdentifier({ channel: '$pubsub', stream_name: 'lobby' }) })
+  t.equal(broker.streamCount, 3, 'room, lobby and the hub\'s remote commands stream')
   const subscribe = broker.subscribe.bind(broker)
-  // The streams' subscriptions succeed, the session's own control stream fails.
+  // The process's pull stream and room succeed, lobby fails.
   broker.subscribe = (stream, listener) => {
-    if (stream === pullStream(sid)) throw new Error('down')
+    if (stream === 'lobby') throw new Error('down')
     return subscribe(stream, listener)
   }
   first.session.detach()
   t.same(errors, ['@rt/core: listening between two requests failed'])
   t.equal(hub.parked.size, 0, 'not parked')
-  t.equal(broker.streamCount, 1, 'room is no longer listened to')
+  t.equal(hub.parked.streamCount, 0, 'room is no longer listened to for it')
+  t.equal(broker.streamCount, 2, 'the remote commands stream and the process\'s pull stream')
   t.equal(await first.session.flushed(), 0, 'a session that is not parked kept nothing while parked')
 })
+
+/** Parks `sid` on `one` and makes its stored state name `node` as the process that parked it. */
+async function parkedOn(one: Hub, store: MemorySessionStore, sid: string, node: string | undefined): Promise<void> {
+  const first = await resume(one, sid)
+  first.session.detach()
+  await first.session.confirm()
+  // The process that parked the session stops listening; the state names another one (or none).
+  one.parked.close()
+  const state = (await store.get(sid))!
+  if (node === undefined) delete state.parkedOn
+  else state.parkedOn = node
+  await store.save(state, 60_000)
+}
 
 t.test('a process that answers the take-over without a count: the request reads the store again', async (t) => {
   const { hub: one, broker, store } = makeHub(t, { publicStreams: true })
   const two = new Hub({ broker, store, publicStreams: true })
   t.teardown(() => two.close())
   const sid = await pullSession(one)
-  const first = await resume(one, sid)
-  first.session.detach()
-  await first.session.confirm()
-  // The process that parked the session stops listening; an older version answers for it instead.
-  one.parked.close()
-  const stop = broker.subscribe(pullStream(sid), (message) => {
-    const data = message.data as { type?: unknown; lease?: unknown }
+  await parkedOn(one, store as MemorySessionStore, sid, 'older')
+  const stop = broker.subscribe(pullStream('older'), (message) => {
+    const data = message.data as { type: string; lease: number; by: string }
     if (data.type !== 'taken') return
-    void store.keep(sid, [keptOnRoom('flushed-late', { n: 1 })], 100)
-      .then(() => broker.publish(pullStream(sid), { type: 'flushed', for: data.lease }, { transient: true }))
+    void store.keep!(sid, [keptOnRoom('flushed-late', { n: 1 })], 100)
+      .then(() => broker.publish(pullStream(data.by), { type: 'flushed', sid, for: data.lease }, { transient: true }))
   })
   t.teardown(stop)
   const next = await resume(two, sid)
   t.same(whispered(next.sink), [{ n: 1 }], 'what it kept after the claim read the session comes with this request')
   next.session.detach()
+})
+
+t.test('a session parked by a process that names none (an older version) or by this one before it stopped: nobody is asked, the store is read again', async (t) => {
+  const { hub: one, broker, store } = makeHub(t, { publicStreams: true })
+  const two = new Hub({ broker, store, publicStreams: true })
+  t.teardown(() => two.close())
+  const published: string[] = []
+  const publish = broker.publish.bind(broker)
+  broker.publish = (stream, data, options) => {
+    published.push(stream)
+    return publish(stream, data, options)
+  }
+  for (const node of [undefined, two.parked.node]) {
+    const sid = await pullSession(one)
+    await parkedOn(one, store as MemorySessionStore, sid, node)
+    await store.keep!(sid, [keptOnRoom(`late-${String(node)}`, { node: node ?? null })], 100)
+    const next = await resume(two, sid)
+    t.same(whispered(next.sink), [{ node: node ?? null }], 'what is in the store comes with this request')
+    next.session.detach({ park: false })
+  }
+  t.same(published.filter((stream) => stream.startsWith('$rt:pull:')), [], 'no hand-over asked for')
+})
+
+t.test('a hand-over nobody answers ends with the hub: the request reads the store and goes on', async (t) => {
+  const { hub: one, broker, store } = makeHub(t, { publicStreams: true })
+  const two = new Hub({ broker, store, publicStreams: true })
+  const sid = await pullSession(one)
+  await parkedOn(one, store as MemorySessionStore, sid, 'gone')
+  const asked = new Promise<void>((resolve) => broker.subscribe(pullStream('gone'), () => resolve()))
+  const next = resume(two, sid)
+  await asked
+  two.close()
+  t.same(whispered((await next).sink), [], 'answered without waiting out the hand-over')
+})
+
+t.test('stray hand-over messages on a process\'s pull stream are ignored', async (t) => {
+  const { hub, broker } = makeHub(t, { publicStreams: true })
+  const sid = await pullSession(hub)
+  const first = await resume(hub, sid)
+  first.session.detach()
+  await first.session.confirm()
+  const answers: unknown[] = []
+  broker.subscribe(pullStream('asker'), (message) => answers.push(message.data))
+  const own = pullStream(hub.parked.node)
+  await broker.publish(own, { type: 'flushed', sid, for: 7, kept: 0 }, { transient: true })
+  await broker.publish(own, { type: 'taken', sid: 'unknown', lease: 9, by: 'asker' }, { transient: true })
+  await broker.publish(own, { type: 'taken', sid, lease: 0, by: 'asker' }, { transient: true })
+  await tick()
+  t.same(answers, [], 'no answer for a session not parked here or for a request older than the one that parked it')
+  await broker.publish(own, { type: 'taken', sid, lease: 9, by: 'asker' }, { transient: true })
+  await until(() => answers.length === 1, 'the answer')
+  t.same(answers, [{ type: 'flushed', sid, for: 9, kept: 0 }])
+  const { errors, logger } = errorLog()
+  const two = new Hub({ broker, store: hub.store, publicStreams: true, logger })
+  t.teardown(() => two.close())
+  const second = await pullSession(two)
+  const parked = await resume(two, second)
+  parked.session.detach()
+  await parked.session.confirm()
+  const publish = broker.publish.bind(broker)
+  broker.publish = (stream, data, options) => stream === pullStream('asker') ? Promise.reject(new Error('down')) : publish(stream, data, options)
+  await publish(pullStream(two.parked.node), { type: 'taken', sid: second, lease: 9, by: 'asker' }, { transient: true })
+  await until(() => errors.length === 1, 'the failed answer')
+  t.same(errors, ['@rt/core: handing kept transient messages over failed'])
 })
 
 t.test('a store that fails while a request takes kept messages over: logged, the request goes on', async (t) => {
@@ -417,15 +492,16 @@ t.test('a transient message without a safe transient_id is known by a digest of 
   await cutThenConfirmed(t, hub, sid, first.session)
 })
 
-t.test('parked sessions: forgetting a session other than the one parked for its sid leaves that one parked', async (t) => {
-  const parked = new ParkedSessions()
-  t.teardown(() => parked.close())
-  const unparked: string[] = []
-  const session = (name: string): Session => ({ sid: 's', unpark: () => { unparked.push(name) } }) as unknown as Session
-  const current = session('current')
-  parked.add(current, Date.now() + 60_000)
-  parked.delete(session('stale'))
-  t.equal(parked.get('s'), current)
-  t.equal(parked.size, 1)
-  t.same(unparked, [])
+t.test('parked sessions: stopping one that a newer one for its sid replaced leaves the newer one parked', async (t) => {
+  const { hub } = makeHub(t, { publicStreams: true })
+  const park = () => hub.parked.park({ sid: 's', keeper: new TransientKeeper(hub, 's', 0), streams: ['room'], positions: { room: { offset: 0, epoch: 'e' } }, until: Date.now() + 60_000 })!
+  const older = park()
+  const newer = park()
+  t.equal(hub.parked.get('s'), newer, 'the newer one replaced it')
+  older.stop()
+  t.equal(hub.parked.get('s'), newer)
+  t.equal(hub.parked.size, 1)
+  t.equal(hub.parked.streamCount, 1, 'room still listened to')
+  newer.stop()
+  t.equal(hub.parked.streamCount, 0)
 })

@@ -105,7 +105,7 @@ export class Hub {
   /** Most transient messages kept per pull session between two requests. */
   readonly transientBacklog: number
   /** Pull sessions listening to their streams between two requests on this process. */
-  readonly parked = new ParkedSessions()
+  readonly parked: ParkedSessions
   private readonly channels = new Map<string, Channel>()
   private readonly authenticator: Authenticate | undefined
   private readonly logger: Pick<FastifyBaseLogger, 'error' | 'warn'> | undefined
@@ -129,6 +129,7 @@ export class Hub {
     this.limits = options.limits ?? { ...DEFAULT_LIMITS }
     this.restoreWaitMs = options.restoreWaitMs ?? 30_000
     this.transientBacklog = options.transientBacklog ?? 100
+    this.parked = new ParkedSessions(this)
     for (const [name, channel] of Object.entries(options.channels ?? {})) this.channels.set(name, channel)
     this.jwt = options.jwt
     this.presence = new PresenceTracker({

@@ -152,8 +152,5 @@ export function sortKeysDeep(value: unknown): unknown {
 /** The stream that carries remote commands to a session; `$rt:` streams are internal and never public. */
 export const controlStream = (sid: string): string => `$rt:session:${sid}`
 
-/** The stream a pull session's requests hand its kept transient messages over on (see `Session.detach`). */
-export const pullStream = (sid: string): string => `$rt:pull:${sid}`
-
 /** Whether a stream name is reserved for rt's own use. */
 export const isInternalStream = (stream: string): boolean => stream.startsWith('$rt:')

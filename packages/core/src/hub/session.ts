@@ -6,8 +6,8 @@ import type { Channel, ChannelContext } from './channels.js'
 import { validateCommand, parseCommand, type Command, type HistoryRequest, type PresenceRecord } from './commands.js'
 import type { Hub } from './hub.js'
 import { DEFAULT_LIMITS, nameProblem, parseBoundedJson } from '../limits.js'
-import { Outgoing, broadcastReply, controlStream, disconnectMessage, pullStream, type ServerMessage } from './protocol.js'
-import { transientId } from './pull-transients.js'
+import { Outgoing, broadcastReply, controlStream, disconnectMessage, type ServerMessage } from './protocol.js'
+import { TransientKeeper, transientId, type ParkedSession } from './pull-transients.js'
 import { whisper } from './whisper.js'
 
 /** Presence joins and leaves a channel handler asked for, applied once the handler returned. */
@@ -43,8 +43,6 @@ export type CommandResult = { ok: true } | { ok: false; error: string }
 export type SessionMode = 'live' | 'pull'
 
 const OK: CommandResult = { ok: true }
-/** How long a pull request waits for the process that parked its session to flush (it may be gone). */
-const HANDOVER_WAIT_MS = 1000
 const fail = (error: string): CommandResult => ({ ok: false, error })
 
 /** One Action Cable session: its subscriptions, its streams and its read positions. */
@@ -66,19 +64,16 @@ export class Session {
   private stopRemoteCommands: (() => void) | undefined
   /** Pull mode: kept transient messages read with the state, by stream, until caught up. */
   private readonly kept = new Map<string, KeptMessage[]>()
-  /** Pull mode: ids of the transient messages known here (kept in the store, or read from it). */
-  private readonly keptIds = new Set<string>()
   /** Pull mode: ids of the kept messages handed to the sink (or dropped with their stream): retired on `confirm()`. */
   private readonly settledIds = new Set<string>()
-  /** Pull mode: messages waiting for the store, and the chain of `keep` calls. */
-  private keepQueue: KeptMessage[] = []
-  private keeping: Promise<void> = Promise.resolve()
-  /** Pull mode, between two requests: the broker subscriptions of its streams and the last retained position seen on each. */
-  private parking: { stops: Array<() => void>; seen: Record<string, StreamPosition>; kept: number } | undefined
+  /** Pull mode with a store that keeps transient messages: what stores them, here and (handed over) while parked. */
+  private readonly keeper: TransientKeeper | undefined
+  /** Pull mode, between two requests: what listens for the session on this process. */
+  private parked: ParkedSession | undefined
   /** The store TTL the transport saves the session with (how long it may stay parked). */
   private storeTtlMs: number | undefined
-  /** Pull mode: the lease of the request whose process parked the session last, and this request's take-over from it. */
-  private readonly parkedBy: number | undefined
+  /** Pull mode: where the last request parked the session (its process; none from an older version), and this request's take-over from it. */
+  private readonly parkedBy: { node: string | undefined } | undefined
   private handover: Promise<void> | undefined
   private work: Promise<unknown> = Promise.resolve()
   private closed = false
@@ -92,17 +87,21 @@ export class Session {
   ) {
     this.sid = state.sid
     this.cursor = mode === 'live' ? state.positions : { ...state.positions }
-    for (const kept of state.kept ?? []) this.addKept(kept)
+    if (mode === 'pull' && hub.store.keep !== undefined) {
+      const keeper = (this.keeper = new TransientKeeper(hub, state.sid, state.lease))
+      for (const kept of state.kept ?? []) this.addKept(keeper, kept)
+      if (state.parked !== undefined) this.parkedBy = { node: state.parkedOn }
+    }
     delete state.kept
-    this.parkedBy = state.parked
     delete state.parked
+    delete state.parkedOn
     this.index()
   }
 
   /** Adds a kept transient message read from the store, unless it is known here already. */
-  private addKept(kept: KeptMessage): void {
-    if (this.keptIds.has(kept.id)) return
-    this.keptIds.add(kept.id)
+  private addKept(keeper: TransientKeeper, kept: KeptMessage): void {
+    if (keeper.ids.has(kept.id)) return
+    keeper.ids.add(kept.id)
     const entry = { ...kept, message: { ...kept.message, meta: { ...kept.message.meta, transient_id: kept.id } } }
     const list = this.kept.get(entry.message.stream)
     if (list === undefined) this.kept.set(entry.message.stream, [entry])
@@ -139,7 +138,7 @@ export class Session {
     this.watchRestoring()
     await this.syncStreams()
     // This request receives the streams now: a session parked here by an earlier request stops.
-    if (this.mode === 'pull') this.hub.parked.supersede(this)
+    if (this.mode === 'pull') this.hub.parked.supersede(this.sid)
   }
 
   /** Runs commands that `hub.sendCommands` addressed to this session, in order. */
@@ -159,7 +158,7 @@ export class Session {
    * so on the next `keep`), its store TTL passes, or the hub closes.
    */
   detach(options: { park?: boolean } = {}): void {
-    if (this.mode === 'pull' && !this.closed && options.park !== false && this.hub.store.keep !== undefined && this.sink !== undefined) this.park()
+    if (this.keeper !== undefined && !this.closed && options.park !== false && this.sink !== undefined) this.park(this.keeper)
     this.stopRemoteCommands?.()
     this.stopRemoteCommands = undefined
     clearTimeout(this.restoreTimer)
@@ -219,7 +218,7 @@ export class Session {
     this.useStoreTtl(ttlMs)
     this.state.positions = { ...this.cursor }
     this.state.outbox = []
-    await this.keeping
+    await this.keeper?.flushed()
     const retire = [...this.settledIds]
     if (retire.length > 0 && this.hub.store.retire !== undefined) {
       await this.hub.store.retire(this.sid, retire, this.hub.transientBacklog)
@@ -230,28 +229,18 @@ export class Session {
 
   /** Pull mode: stops listening between two requests (see {@link detach}). */
   unpark(): void {
-    if (this.parking === undefined) return
-    for (const stop of this.parking.stops) stop()
-    this.parking = undefined
-    this.hub.parked.delete(this)
+    this.parked?.stop()
+    this.parked = undefined
   }
 
-  private park(): void {
-    const stops: Array<() => void> = []
-    const parking = { stops, seen: { ...this.cursor }, kept: 0 }
-    try {
-      // Subscribed before the hub's fan-out is left, so the broker never stops listening to the stream meanwhile.
-      for (const stream of this.joined) stops.push(this.hub.broker.subscribe(stream, (message) => this.parkedReceive(message)))
-      stops.push(this.hub.broker.subscribe(pullStream(this.sid), (message) => this.parkedControl(message)))
-    } catch (error) {
-      for (const stop of stops) stop()
-      this.hub.logError(error, 'listening between two requests failed')
-      return
-    }
-    this.parking = parking
+  private park(keeper: TransientKeeper): void {
+    // Listening before the hub's fan-out is left, so the broker never stops listening to the streams meanwhile.
+    const parked = this.hub.parked.park({ sid: this.sid, keeper, streams: [...this.joined], positions: { ...this.cursor }, until: this.parkedUntil() })
+    if (parked === undefined) return
+    this.parked = parked
     // Saved with the state: the next request asks this process to flush what it keeps before it reads the store.
     this.state.parked = this.state.lease
-    this.hub.parked.add(this, this.parkedUntil())
+    this.state.parkedOn = this.hub.parked.node
   }
 
   private parkedUntil(): number {
@@ -261,110 +250,37 @@ export class Session {
   private useStoreTtl(ttlMs: number | undefined): void {
     if (ttlMs === undefined) return
     this.storeTtlMs = ttlMs
-    if (this.parking !== undefined) this.hub.parked.add(this, this.parkedUntil())
-  }
-
-  /**
-   * A newer request took the session over: once what arrived before is in the
-   * store, say so. Listening goes on until a `keep` shows the newer request
-   * saved the session (it receives the streams itself by then).
-   */
-  private parkedControl(message: StreamMessage): void {
-    const data = message.data as { type?: unknown; lease?: unknown }
-    if (data.type !== 'taken' || typeof data.lease !== 'number' || data.lease <= this.state.lease) return
-    const lease = data.lease
-    void this.flushed().then((kept) => this.hub.broker.publish(pullStream(this.sid), { type: 'flushed', for: lease, kept }, { transient: true }))
-      .catch((error: unknown) => this.hub.logError(error, 'handing kept transient messages over failed'))
+    if (this.parked !== undefined) this.parked.until = this.parkedUntil()
   }
 
   /** Parked: settles once what arrived so far is in the store, with how many messages were kept while parked. */
   async flushed(): Promise<number> {
-    const kept = this.parking?.kept ?? 0
-    await this.keeping
+    const kept = this.parked?.kept ?? 0
+    await this.keeper?.flushed()
     return kept
   }
 
   /**
    * Pull mode, once per request, with the streams joined (their live messages
    * held): asks the process that parked the session to flush what it kept,
-   * waits for it (at most {@link HANDOVER_WAIT_MS}: its process may be gone),
-   * and reads the kept messages again, so what reached that process while this
+   * waits for it (`ParkedSessions.handOver`: its process may be gone), and
+   * reads the kept messages again, so what reached that process while this
    * request was claiming the session comes now, in order.
    */
-  private takeOver(): Promise<void> {
-    this.handover ??= this.runTakeOver()
+  private takeOver(keeper: TransientKeeper, parkedBy: { node: string | undefined }): Promise<void> {
+    this.handover ??= this.runTakeOver(keeper, parkedBy)
     return this.handover
   }
 
-  private async runTakeOver(): Promise<void> {
-    const stream = pullStream(this.sid)
-    const lease = this.state.lease
-    // Kept here while parked unless told otherwise (a process that does not answer may have kept some).
-    let kept = 1
-    let timer: NodeJS.Timeout | undefined
-    let stop: (() => void) | undefined
+  private async runTakeOver(keeper: TransientKeeper, parkedBy: { node: string | undefined }): Promise<void> {
     try {
-      const local = this.hub.parked.get(this.sid)
-      if (local !== undefined) {
-        // Parked on this process: no need to ask over the broker.
-        kept = await local.flushed()
-      } else {
-        let flushed!: (kept: number) => void
-        const answered = new Promise<number>((resolve) => { flushed = resolve })
-        stop = this.hub.broker.subscribe(stream, (message) => {
-          const data = message.data as { type?: unknown; for?: unknown; kept?: unknown }
-          if (data.type === 'flushed' && data.for === lease) flushed(typeof data.kept === 'number' ? data.kept : 1)
-        })
-        // The publish waits until this process listens to the stream (so the answer cannot be missed).
-        await this.hub.broker.publish(stream, { type: 'taken', lease }, { transient: true })
-        kept = await Promise.race([answered, new Promise<number>((resolve) => { timer = setTimeout(() => resolve(1), HANDOVER_WAIT_MS) })])
-      }
+      const kept = await this.hub.parked.handOver(this.sid, this.state.lease, parkedBy.node)
       // Nothing kept while parked: what the claim read is complete.
       if (kept === 0) return
       const state = await this.hub.store.get(this.sid)
-      for (const message of state?.kept ?? []) this.addKept(message)
+      for (const message of state?.kept ?? []) this.addKept(keeper, message)
     } catch (error) {
       this.hub.logError(error, 'taking kept transient messages over failed')
-    } finally {
-      clearTimeout(timer)
-      stop?.()
-    }
-  }
-
-  /** A message of a stream while parked: transient ones are kept for the next request, retained ones only move the position seen. */
-  private parkedReceive(message: StreamMessage): void {
-    const parking = this.parking
-    if (parking === undefined) return
-    if (message.offset > 0) {
-      parking.seen[message.stream] = { offset: message.offset, epoch: message.epoch }
-      return
-    }
-    if (message.meta?.exclude_socket === this.sid) return
-    parking.kept++
-    // Parked on its joined streams only, whose positions are all in `seen`.
-    this.keep(message, parking.seen[message.stream]!)
-  }
-
-  /** Queues a transient message for the store (once per id); batches what arrives meanwhile into one `keep`. */
-  private keep(message: StreamMessage, after: StreamPosition): void {
-    const id = transientId(message)
-    if (this.keptIds.has(id) || this.hub.store.keep === undefined) return
-    this.keptIds.add(id)
-    this.keepQueue.push({ id, after, message })
-    if (this.keepQueue.length > 1) return
-    this.keeping = this.keeping.then(() => this.flushKept())
-  }
-
-  private async flushKept(): Promise<void> {
-    // Never empty: a flush is chained only by the message that made the queue non-empty.
-    const batch = this.keepQueue
-    this.keepQueue = []
-    try {
-      const saved = await this.hub.store.keep!(this.sid, batch, this.hub.transientBacklog)
-      // Gone, or saved by a newer request since (which had joined the streams before it saved): nothing more to keep here.
-      if (saved === undefined || saved > this.state.lease) this.unpark()
-    } catch (error) {
-      this.hub.logError(error, 'keeping transient messages for a pull session failed')
     }
   }
 
@@ -701,7 +617,7 @@ export class Session {
    * history request goes out first; `release()` follows it).
    */
   private async resumeStream(stream: string, hold = false): Promise<void> {
-    if (this.parkedBy !== undefined && this.mode === 'pull' && this.hub.store.keep !== undefined) await this.takeOver()
+    if (this.parkedBy !== undefined) await this.takeOver(this.keeper!, this.parkedBy)
     let caught: Awaited<ReturnType<typeof catchUp>> | undefined
     try {
       caught = await catchUp(this.hub.broker, stream, this.cursor[stream]!)
@@ -791,7 +707,7 @@ export class Session {
   /** Hands a stream message to the sink; `false` when the sink had no room for it (its position does not advance). */
   private deliver(message: StreamMessage): boolean {
     const { stream } = message
-    if (message.offset === 0 && this.mode === 'pull' && this.hub.store.keep !== undefined) return this.deliverTransient(message)
+    if (message.offset === 0 && this.keeper !== undefined) return this.deliverTransient(this.keeper, message)
     if (message.offset > 0) {
       const at = this.cursor[stream]
       if (at !== undefined && at.epoch === message.epoch && message.offset <= at.offset) return true
@@ -819,12 +735,12 @@ export class Session {
    * again and a copy kept by a process where the session was parked is not
    * delivered twice.
    */
-  private deliverTransient(message: StreamMessage): boolean {
+  private deliverTransient(keeper: TransientKeeper, message: StreamMessage): boolean {
     if (message.meta?.exclude_socket === this.sid) return true
     const id = transientId(message)
     if (this.settledIds.has(id)) return true
     // Delivered streams are joined, and a joined stream always has a position.
-    this.keep(message, this.cursor[message.stream]!)
+    keeper.keep(message, this.cursor[message.stream]!)
     /* c8 ignore next -- a stream is left before its subscriptions are forgotten, so it always has identifiers here */
     const replies = [...(this.streamIdentifiers.get(message.stream) ?? [])].map((identifier) => replyFor(message, identifier))
     if (this.sink?.admits?.(replies) === false) return false
