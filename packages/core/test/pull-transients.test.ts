@@ -505,3 +505,21 @@ t.test('parked sessions: stopping one that a newer one for its sid replaced leav
   newer.stop()
   t.equal(hub.parked.streamCount, 0)
 })
+
+t.test('a new pull session is stored by its first checkpoint, with a transient message its first answer carried: cut, it comes again', async (t) => {
+  const { hub, broker, store } = makeHub(t, { publicStreams: true })
+  const sink = new RecordingSink()
+  const created = await hub.connect(request(), sink, { mode: 'pull' })
+  if (!('session' in created)) throw new Error('rejected')
+  const { session } = created
+  await session.handle({ command: 'subscribe', identifier: room })
+  t.equal(await store.get(session.sid), undefined, 'not stored before its first checkpoint')
+  await broker.publish('room', { n: 1 }, whisper(1))
+  t.same(whispered(sink), [{ n: 1 }], 'delivered')
+  session.detach({ park: false })
+  t.equal(await session.checkpoint(), true, 'stored')
+  await session.flushed()
+  const next = await resume(hub, session.sid)
+  t.same(whispered(next.sink), [{ n: 1 }], 'the answer was not confirmed: sent again')
+  next.session.detach({ park: false })
+})

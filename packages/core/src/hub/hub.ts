@@ -235,11 +235,12 @@ export class Hub {
     if (restoredIds !== undefined && restoredIds.length > 0) state.restoring = { identifiers: restoredIds, until: Date.now() + this.restoreWaitMs }
     if (sourceState !== undefined) state.sourceState = sourceState
     const resumable = mode === 'pull' || options.resumable !== false
-    const session = new Session(this, state, mode, resumable)
+    // A pull session is stored by the transport's first checkpoint, with what its first request did.
+    const session = new Session(this, state, mode, resumable, mode === 'live' ? resumable : false)
     sink.send(new Outgoing(restoredIds === undefined
       ? { type: 'welcome', sid: state.sid }
       : { type: 'welcome', sid: state.sid, restored: true, restored_ids: restoredIds }))
-    if (resumable) await this.store.create(state, this.ttl(undefined))
+    if (mode === 'live' && resumable) await this.store.create(state, this.ttl(undefined))
     if (previous !== undefined) await this.presence.transfer(previous.sid, state)
     // A restored session continues from now; the client asks for what it missed with `history`, which goes out first.
     await session.attach(sink, { catchUp: false })
@@ -359,6 +360,11 @@ export class Hub {
     if ((await this.store.get(sid)) === undefined) return false
     await this.broker.publish(controlStream(sid), { commands }, { transient: true })
     return true
+  }
+
+  /** Stores a new session's state (lease 0). */
+  create(state: SessionState, ttlMs?: number): Promise<void> {
+    return this.store.create(state, this.ttl(ttlMs))
   }
 
   /** Saves a session's state (compare-and-set on its lease). */

@@ -54,7 +54,8 @@ export class TransientKeeper {
   private queue: KeptMessage[] = []
   private keeping: Promise<void> = Promise.resolve()
 
-  constructor(private readonly host: ParkingHost, readonly sid: string, readonly lease: number) {}
+  /** `inStore`: whether the session is in the store yet; until it is, what comes waits here (see {@link stored}). */
+  constructor(private readonly host: ParkingHost, readonly sid: string, readonly lease: number, private inStore = true) {}
 
   /** Queues a transient message for the store (once per id). */
   keep(message: StreamMessage, after: StreamPosition): void {
@@ -62,8 +63,13 @@ export class TransientKeeper {
     if (this.ids.has(id)) return
     this.ids.add(id)
     this.queue.push({ id, after, message })
-    if (this.queue.length > 1) return
-    this.keeping = this.keeping.then(() => this.flush())
+    if (this.queue.length === 1 && this.inStore) this.keeping = this.keeping.then(() => this.flush())
+  }
+
+  /** The session, new when the keeper was made, was stored: what waited goes to the store now. */
+  stored(): void {
+    this.inStore = true
+    if (this.queue.length > 0) this.keeping = this.keeping.then(() => this.flush())
   }
 
   /** Settles once everything queued so far is in the store (or failed to get there, which is logged). */

@@ -83,12 +83,14 @@ export class Session {
     readonly state: SessionState,
     readonly mode: SessionMode,
     /** Whether the session is kept in the store so its sid can restore it (live mode). */
-    readonly resumable = true
+    readonly resumable = true,
+    /** Whether it is in the store already; a new pull session is stored by its first checkpoint (or confirm). */
+    private stored = true
   ) {
     this.sid = state.sid
     this.cursor = mode === 'live' ? state.positions : { ...state.positions }
     if (mode === 'pull' && hub.store.keep !== undefined) {
-      const keeper = (this.keeper = new TransientKeeper(hub, state.sid, state.lease))
+      const keeper = (this.keeper = new TransientKeeper(hub, state.sid, state.lease, stored))
       for (const kept of state.kept ?? []) this.addKept(keeper, kept)
       if (state.parked !== undefined) this.parkedBy = { node: state.parkedOn }
     }
@@ -208,14 +210,25 @@ export class Session {
   }
 
   /** Pull mode: saves subscriptions and the outbox, keeping the confirmed positions. `false` when a newer request took the session over. */
-  checkpoint(ttlMs?: number): Promise<boolean> {
+  async checkpoint(ttlMs?: number): Promise<boolean> {
     this.useStoreTtl(ttlMs)
-    return this.hub.save(this.state, ttlMs)
+    if (this.stored) return this.hub.save(this.state, ttlMs)
+    await this.store(ttlMs)
+    return true
+  }
+
+  /** Stores a new pull session: one write instead of a create at connect and a save at the first checkpoint. */
+  private async store(ttlMs: number | undefined): Promise<void> {
+    await this.hub.create(this.state, ttlMs)
+    this.stored = true
+    this.keeper?.stored()
   }
 
   /** Pull mode: what was sent is confirmed delivered — positions advance, the outbox empties and the transient messages sent are retired. */
   async confirm(ttlMs?: number): Promise<boolean> {
     this.useStoreTtl(ttlMs)
+    // In the store first, so that it knows of what is retired below.
+    if (!this.stored) await this.store(ttlMs)
     this.state.positions = { ...this.cursor }
     this.state.outbox = []
     await this.keeper?.flushed()
