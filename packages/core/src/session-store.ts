@@ -157,7 +157,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async create(state: SessionState, ttlMs: number): Promise<void> {
-    const json = JSON.stringify({ ...state, kept: undefined, lease: 0 })
+    const json = stateJson(state.lease === 0 ? state : { ...state, lease: 0 })
     this.entries.set(state.sid, { json, lease: 0, expiresAt: this.now() + ttlMs, saved: 0, kept: [], keptIds: [], retired: [] })
   }
 
@@ -172,7 +172,7 @@ export class MemorySessionStore implements SessionStore {
   async save(state: SessionState, ttlMs: number): Promise<boolean> {
     const entry = this.live(state.sid)
     if (entry === undefined || entry.lease !== state.lease) return false
-    entry.json = JSON.stringify({ ...state, kept: undefined })
+    entry.json = stateJson(state)
     entry.saved = state.lease
     entry.expiresAt = this.now() + ttlMs
     return true
@@ -234,8 +234,18 @@ export class MemorySessionStore implements SessionStore {
   }
 }
 
+/**
+ * A state's JSON without its kept messages (the entry holds those). A session
+ * never holds them past its constructor, so the copy that leaves them out is
+ * rarely made (a spread of the state is ~1.5 µs, a third of the encoding).
+ */
+function stateJson(state: SessionState): string {
+  return JSON.stringify(state.kept === undefined ? state : { ...state, kept: undefined })
+}
+
 function read(entry: MemoryEntry): SessionState {
-  const state: SessionState = { ...(JSON.parse(entry.json) as SessionState), lease: entry.lease }
+  const state = JSON.parse(entry.json) as SessionState
+  state.lease = entry.lease
   if (entry.kept.length > 0) state.kept = entry.kept.map((json) => JSON.parse(json) as KeptMessage)
   return state
 }

@@ -111,6 +111,8 @@ export function sessionStoreContract(t: Test, setup: SessionStoreContractSetup):
     t.equal((await store.get('k1'))?.kept, undefined, 'none left')
     await store.create(state('k1'), 10_000)
     t.equal((await store.get('k1'))?.kept, undefined, 'create starts without any')
+    await store.create({ ...state('k1'), lease: 4, kept: [kept('m7', 7)] }, 10_000)
+    t.match(await store.get('k1'), { lease: 0, kept: undefined }, 'nor with those of the state it is given, at lease 0')
     await store.retire('missing', ['m1'], 3)
   })
 
