@@ -81,6 +81,8 @@ interface Setup {
   keyPrefix: string
   stream: string
   channel: string
+  /** Messages of each kind, warm-up included. */
+  count: number
 }
 
 /** What node B saw over a latency run. */
@@ -90,16 +92,22 @@ interface Received {
   floor: number[]
   lost: { rt: number; floor: number }
   duplicates: number
+  /** Timed messages over 1 ms: rt's, of those how many whose floor message of the same pair (1 ms earlier) was too, and the floor's. */
+  slow: { rt: number; rtWithFloor: number; floor: number }
   eventLoopDelay: { p99: number; max: number }
   gc: { count: number; ms: number; maxMs: number }
 }
+
+/** Above this a delivery counts as slow (the goal's bound). */
+const SLOW_MS = 1
 
 /** Node B: an rt broker subscribed to the stream and a bare subscriber on the floor channel. */
 class Receiver {
   private readonly broker: RedisBroker
   private readonly subscriber: Redis
   private readonly seen = { rt: new Set<number>(), floor: new Set<number>() }
-  private readonly times: { rt: number[]; floor: number[] } = { rt: [], floor: [] }
+  /** Latency by message number, NaN until received. */
+  private readonly times: { rt: Float64Array; floor: Float64Array }
   private duplicates = 0
   private readonly stop: () => void
   private readonly delay = monitorEventLoopDelay({ resolution: 1 })
@@ -113,6 +121,7 @@ class Receiver {
   })
 
   constructor(private readonly setup: Setup) {
+    this.times = { rt: new Float64Array(setup.count).fill(NaN), floor: new Float64Array(setup.count).fill(NaN) }
     this.broker = new RedisBroker({ url: setup.url, keyPrefix: setup.keyPrefix })
     this.stop = this.broker.subscribe(setup.stream, (message) => this.record('rt', message.data as Tick))
     this.subscriber = new Redis(setup.url)
@@ -131,19 +140,25 @@ class Receiver {
     const latency = clock() - at
     if (this.seen[kind].has(i)) this.duplicates++
     this.seen[kind].add(i)
-    if (i >= WARM_UP) this.times[kind].push(latency)
+    this.times[kind][i] = latency
   }
 
-  async finish(expected: number): Promise<Received> {
+  async finish(): Promise<Received> {
+    const expected = this.setup.count
     for (let wait = 0; wait < 100 && (this.seen.rt.size < expected || this.seen.floor.size < expected); wait++) await sleep(5)
     this.delay.disable()
     this.observer.disconnect()
     this.stop()
     await this.broker.close()
     this.subscriber.disconnect()
+    const timed = (kind: 'rt' | 'floor'): number[] => [...this.times[kind].subarray(WARM_UP)].filter((ms) => !Number.isNaN(ms))
+    const { rt, floor } = this.times
+    let rtWithFloor = 0
+    for (let i = WARM_UP; i < expected; i++) if (rt[i]! > SLOW_MS && floor[i]! > SLOW_MS) rtWithFloor++
     return {
-      rt: this.times.rt,
-      floor: this.times.floor,
+      rt: timed('rt'),
+      floor: timed('floor'),
+      slow: { rt: timed('rt').filter((ms) => ms > SLOW_MS).length, rtWithFloor, floor: timed('floor').filter((ms) => ms > SLOW_MS).length },
       lost: { rt: expected - this.seen.rt.size, floor: expected - this.seen.floor.size },
       duplicates: this.duplicates,
       eventLoopDelay: { p99: this.delay.percentile(99) / 1e6, max: this.delay.max / 1e6 },
@@ -153,7 +168,7 @@ class Receiver {
 }
 
 /** Node B in another process, driven over IPC: `setup` → `ready`, `finish` → what it received. */
-function remoteReceiver(setup: Setup): { ready: () => Promise<void>; finish: (expected: number) => Promise<Received> } {
+function remoteReceiver(setup: Setup): { ready: () => Promise<void>; finish: () => Promise<Received> } {
   const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--receiver'], { stdio: 'inherit' })
   const next = (): Promise<unknown> => new Promise((resolve, reject) => {
     child.once('message', resolve)
@@ -164,9 +179,9 @@ function remoteReceiver(setup: Setup): { ready: () => Promise<void>; finish: (ex
       child.send({ setup })
       await next()
     },
-    finish: async (expected) => {
+    finish: async () => {
       const received = next()
-      child.send({ finish: expected })
+      child.send({ finish: true })
       return (await received) as Received
     }
   }
@@ -174,12 +189,12 @@ function remoteReceiver(setup: Setup): { ready: () => Promise<void>; finish: (ex
 
 if (process.argv.includes('--receiver')) {
   let receiver: Receiver | undefined
-  process.on('message', (message: { setup?: Setup; finish?: number }) => {
+  process.on('message', (message: { setup?: Setup; finish?: true }) => {
     if (message.setup !== undefined) {
       receiver = new Receiver(message.setup)
       void receiver.ready().then(() => process.send!('ready'))
     } else {
-      void receiver!.finish(message.finish!).then((received) => process.send!(received, () => process.disconnect()))
+      void receiver!.finish().then((received) => process.send!(received, () => process.disconnect()))
     }
   })
 }
@@ -194,6 +209,7 @@ interface LatencyRow {
   replyFloor: Spread
   lost: { rt: number; floor: number }
   duplicates: number
+  slow: { rt: number; rtWithFloor: number; floor: number }
   eventLoopDelay: { p99: number; max: number }
   gc: { count: number; ms: number; maxMs: number }
 }
@@ -204,13 +220,19 @@ const ONE = 'one process'
 /** One latency run: node A (this process) publishes TICKS + WARM_UP messages of each kind at a steady rate. */
 async function latency(nodes: string, run: number, keyPrefix: string): Promise<LatencyRow> {
   const id = randomBytes(4).toString('hex')
-  const setup: Setup = { url, keyPrefix, stream: `bench-latency-${id}`, channel: `${keyPrefix}floor-${id}` }
+  const setup: Setup = { url, keyPrefix, stream: `bench-latency-${id}`, channel: `${keyPrefix}floor-${id}`, count: WARM_UP + TICKS }
   const receiver = nodes === TWO ? remoteReceiver(setup) : new Receiver(setup)
   const broker = new RedisBroker({ url, keyPrefix })
   const publisher = new Redis(url)
   await receiver.ready()
-  const replies: { rt: number[]; floor: number[] } = { rt: [], floor: [] }
-  const inFlight: Promise<unknown>[] = []
+  const replyRt: number[] = []
+  const replyFloor: number[] = []
+  // Counted, not kept: holding every publish's promise would grow this process's heap (and its GC pauses) with the run.
+  let outstanding = 0
+  let drained = (): void => undefined
+  const settled = (): void => {
+    if (--outstanding === 0) drained()
+  }
   const total = 2 * (WARM_UP + TICKS)
   const start = clock()
   for (let n = 0; n < total; n++) {
@@ -220,18 +242,16 @@ async function latency(nodes: string, run: number, keyPrefix: string): Promise<L
     const i = n >> 1
     const at = clock()
     const timed = i >= WARM_UP
-    if (n % 2 === 0) {
-      inFlight.push(publisher.publish(setup.channel, JSON.stringify({ i, at })).then(() => {
-        if (timed) replies.floor.push(clock() - at)
-      }))
-    } else {
-      inFlight.push(broker.publish(setup.stream, { i, at }).then(() => {
-        if (timed) replies.rt.push(clock() - at)
-      }))
-    }
+    outstanding++
+    const sent = n % 2 === 0 ? publisher.publish(setup.channel, JSON.stringify({ i, at })) : broker.publish(setup.stream, { i, at })
+    const replies = n % 2 === 0 ? replyFloor : replyRt
+    void sent.then(() => {
+      if (timed) replies.push(clock() - at)
+      settled()
+    })
   }
-  await Promise.all(inFlight)
-  const received = await receiver.finish(WARM_UP + TICKS)
+  if (outstanding > 0) await new Promise<void>((resolve) => (drained = resolve))
+  const received = await receiver.finish()
   await broker.close()
   publisher.disconnect()
   return {
@@ -239,10 +259,11 @@ async function latency(nodes: string, run: number, keyPrefix: string): Promise<L
     run,
     rt: spread(received.rt),
     floor: spread(received.floor),
-    replyRt: spread(replies.rt),
-    replyFloor: spread(replies.floor),
+    replyRt: spread(replyRt),
+    replyFloor: spread(replyFloor),
     lost: received.lost,
     duplicates: received.duplicates,
+    slow: received.slow,
     eventLoopDelay: received.eventLoopDelay,
     gc: received.gc
   }
@@ -339,9 +360,9 @@ async function main(): Promise<void> {
       '',
       `Node A publishes ${1000 / TICK_MS} messages/s, open loop, alternating rt (\`RedisBroker\`, defaults) and the floor (a bare ioredis PUBLISH received by a bare subscriber on node B: one Redis round trip between two processes, nothing of rt). ${TICKS} timed messages of each kind per row after ${WARM_UP} untimed ones. Node B in its own process (as deployed) or in A's. Latencies in ms; "reply" is on node A (publish call → Redis's answer); B's event-loop delay and GC are over the run.`,
       '',
-      '| nodes | run | status | rt p50 | rt p90 | rt p99 | rt p99.9 | rt max | floor p50 | floor p90 | floor p99 | floor p99.9 | floor max | rt − floor p50 / p99 | A: rt reply p99 | A: floor reply p99 | B: event-loop delay p99 / max | B: GC pauses (count, total, max ms) | lost rt / floor | dup |',
-      '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-      ...latencies.map((r) => `| ${r.nodes} | ${r.run} | ${r.lost.rt === 0 && r.lost.floor === 0 && r.duplicates === 0 ? 'ok' : 'FAIL'} | ${ms(r.rt.p50)} | ${ms(r.rt.p90)} | ${ms(r.rt.p99)} | ${ms(r.rt.p999)} | ${ms(r.rt.max)} | ${ms(r.floor.p50)} | ${ms(r.floor.p90)} | ${ms(r.floor.p99)} | ${ms(r.floor.p999)} | ${ms(r.floor.max)} | ${ms(r.rt.p50 - r.floor.p50)} / ${ms(r.rt.p99 - r.floor.p99)} | ${ms(r.replyRt.p99)} | ${ms(r.replyFloor.p99)} | ${ms(r.eventLoopDelay.p99)} / ${ms(r.eventLoopDelay.max)} | ${r.gc.count}, ${ms(r.gc.ms)}, ${ms(r.gc.maxMs)} | ${r.lost.rt} / ${r.lost.floor} | ${r.duplicates} |`),
+      '| nodes | run | status | rt p50 | rt p90 | rt p99 | rt p99.9 | rt max | floor p50 | floor p90 | floor p99 | floor p99.9 | floor max | rt − floor p50 / p99 | over 1 ms: rt (floor of the same pair too) / floor | A: rt reply p99 | A: floor reply p99 | B: event-loop delay p99 / max | B: GC pauses (count, total, max ms) | lost rt / floor | dup |',
+      '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      ...latencies.map((r) => `| ${r.nodes} | ${r.run} | ${r.lost.rt === 0 && r.lost.floor === 0 && r.duplicates === 0 ? 'ok' : 'FAIL'} | ${ms(r.rt.p50)} | ${ms(r.rt.p90)} | ${ms(r.rt.p99)} | ${ms(r.rt.p999)} | ${ms(r.rt.max)} | ${ms(r.floor.p50)} | ${ms(r.floor.p90)} | ${ms(r.floor.p99)} | ${ms(r.floor.p999)} | ${ms(r.floor.max)} | ${ms(r.rt.p50 - r.floor.p50)} / ${ms(r.rt.p99 - r.floor.p99)} | ${r.slow.rt} (${r.slow.rtWithFloor}) / ${r.slow.floor} | ${ms(r.replyRt.p99)} | ${ms(r.replyFloor.p99)} | ${ms(r.eventLoopDelay.p99)} / ${ms(r.eventLoopDelay.max)} | ${r.gc.count}, ${ms(r.gc.ms)}, ${ms(r.gc.maxMs)} | ${r.lost.rt} / ${r.lost.floor} | ${r.duplicates} |`),
       '',
       '## Publish throughput',
       '',
