@@ -21,7 +21,7 @@
  * under the same load.
  */
 import { fork, type ChildProcess } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { hostname, cpus, loadavg } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
@@ -51,6 +51,25 @@ function clock(): number {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/**
+ * What the machine's scheduler did meanwhile, from /proc (Linux, Redis on this
+ * machine): microseconds during which some runnable task waited for a CPU
+ * (PSI), and how often Redis was preempted. NaN where not readable.
+ */
+function scheduler(redisPid: number): { waitingUs: number; redisPreempted: number } {
+  const read = (path: string, pattern: RegExp): number => {
+    try {
+      return Number(pattern.exec(readFileSync(path, 'utf8'))?.[1] ?? NaN)
+    } catch {
+      return NaN
+    }
+  }
+  return {
+    waitingUs: read('/proc/pressure/cpu', /^some .*total=(\d+)/m),
+    redisPreempted: read(`/proc/${redisPid}/status`, /^nonvoluntary_ctxt_switches:\s+(\d+)/m)
+  }
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -212,13 +231,17 @@ interface LatencyRow {
   slow: { rt: number; rtWithFloor: number; floor: number }
   eventLoopDelay: { p99: number; max: number }
   gc: { count: number; ms: number; maxMs: number }
+  /** Share of the run during which some runnable task waited for a CPU (PSI "some"), %. */
+  cpuPressure: number
+  /** Times Redis was preempted during the run. */
+  redisPreempted: number
 }
 
 const TWO = 'two processes'
 const ONE = 'one process'
 
 /** One latency run: node A (this process) publishes TICKS + WARM_UP messages of each kind at a steady rate. */
-async function latency(nodes: string, run: number, keyPrefix: string): Promise<LatencyRow> {
+async function latency(nodes: string, run: number, keyPrefix: string, redisPid: number): Promise<LatencyRow> {
   const id = randomBytes(4).toString('hex')
   const setup: Setup = { url, keyPrefix, stream: `bench-latency-${id}`, channel: `${keyPrefix}floor-${id}`, count: WARM_UP + TICKS }
   const receiver = nodes === TWO ? remoteReceiver(setup) : new Receiver(setup)
@@ -234,6 +257,7 @@ async function latency(nodes: string, run: number, keyPrefix: string): Promise<L
     if (--outstanding === 0) drained()
   }
   const total = 2 * (WARM_UP + TICKS)
+  const before = scheduler(redisPid)
   const start = clock()
   for (let n = 0; n < total; n++) {
     // On schedule: tick n at start + n × TICK_MS; a late tick is sent at once (open loop, no coordinated omission).
@@ -251,6 +275,8 @@ async function latency(nodes: string, run: number, keyPrefix: string): Promise<L
     })
   }
   if (outstanding > 0) await new Promise<void>((resolve) => (drained = resolve))
+  const after = scheduler(redisPid)
+  const elapsedUs = (clock() - start) * 1000
   const received = await receiver.finish()
   await broker.close()
   publisher.disconnect()
@@ -265,7 +291,9 @@ async function latency(nodes: string, run: number, keyPrefix: string): Promise<L
     duplicates: received.duplicates,
     slow: received.slow,
     eventLoopDelay: received.eventLoopDelay,
-    gc: received.gc
+    gc: received.gc,
+    cpuPressure: (100 * (after.waitingUs - before.waitingUs)) / elapsedUs,
+    redisPreempted: after.redisPreempted - before.redisPreempted
   }
 }
 
@@ -328,10 +356,13 @@ async function main(): Promise<void> {
     return pair
   }
   const loadAtStart = loadavg()
+  const info = new Redis(url)
+  const redisPid = Number(/process_id:(\d+)/.exec(await info.info('server'))?.[1] ?? NaN)
+  info.disconnect()
   try {
     const latencies: LatencyRow[] = []
     for (let run = 1; run <= RUNS; run++) {
-      for (const mode of run % 2 === 1 ? [TWO, ONE] : [ONE, TWO]) latencies.push(await latency(mode, run, keyPrefix))
+      for (const mode of run % 2 === 1 ? [TWO, ONE] : [ONE, TWO]) latencies.push(await latency(mode, run, keyPrefix, redisPid))
     }
     const rows: Row[] = [await measure('memory broker (one process)', 1, memory, memory)]
     for (let run = 1; run <= (latencyOnly ? 0 : RUNS); run++) {
@@ -358,11 +389,11 @@ async function main(): Promise<void> {
       '',
       '## Publish → delivery across two nodes',
       '',
-      `Node A publishes ${1000 / TICK_MS} messages/s, open loop, alternating rt (\`RedisBroker\`, defaults) and the floor (a bare ioredis PUBLISH received by a bare subscriber on node B: one Redis round trip between two processes, nothing of rt). ${TICKS} timed messages of each kind per row after ${WARM_UP} untimed ones. Node B in its own process (as deployed) or in A's. Latencies in ms; "reply" is on node A (publish call → Redis's answer); B's event-loop delay and GC are over the run.`,
+      `Node A publishes ${1000 / TICK_MS} messages/s, open loop, alternating rt (\`RedisBroker\`, defaults) and the floor (a bare ioredis PUBLISH received by a bare subscriber on node B: one Redis round trip between two processes, nothing of rt). ${TICKS} timed messages of each kind per row after ${WARM_UP} untimed ones. Node B in its own process (as deployed) or in A's. Latencies in ms; "reply" is on node A (publish call → Redis's answer); B's event-loop delay and GC are over the run. CPU pressure is the share of the run during which some runnable task of this machine waited for a CPU (/proc/pressure/cpu, "some"); "Redis preempted" counts Redis's involuntary context switches meanwhile (/proc/<pid>/status): a delivery waits whenever Redis, node A or node B is runnable but not running.`,
       '',
-      '| nodes | run | status | rt p50 | rt p90 | rt p99 | rt p99.9 | rt max | floor p50 | floor p90 | floor p99 | floor p99.9 | floor max | rt − floor p50 / p99 | over 1 ms: rt (floor of the same pair too) / floor | A: rt reply p99 | A: floor reply p99 | B: event-loop delay p99 / max | B: GC pauses (count, total, max ms) | lost rt / floor | dup |',
-      '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-      ...latencies.map((r) => `| ${r.nodes} | ${r.run} | ${r.lost.rt === 0 && r.lost.floor === 0 && r.duplicates === 0 ? 'ok' : 'FAIL'} | ${ms(r.rt.p50)} | ${ms(r.rt.p90)} | ${ms(r.rt.p99)} | ${ms(r.rt.p999)} | ${ms(r.rt.max)} | ${ms(r.floor.p50)} | ${ms(r.floor.p90)} | ${ms(r.floor.p99)} | ${ms(r.floor.p999)} | ${ms(r.floor.max)} | ${ms(r.rt.p50 - r.floor.p50)} / ${ms(r.rt.p99 - r.floor.p99)} | ${r.slow.rt} (${r.slow.rtWithFloor}) / ${r.slow.floor} | ${ms(r.replyRt.p99)} | ${ms(r.replyFloor.p99)} | ${ms(r.eventLoopDelay.p99)} / ${ms(r.eventLoopDelay.max)} | ${r.gc.count}, ${ms(r.gc.ms)}, ${ms(r.gc.maxMs)} | ${r.lost.rt} / ${r.lost.floor} | ${r.duplicates} |`),
+      '| nodes | run | status | rt p50 | rt p90 | rt p99 | rt p99.9 | rt max | floor p50 | floor p90 | floor p99 | floor p99.9 | floor max | rt − floor p50 / p99 | over 1 ms: rt (floor of the same pair too) / floor | A: rt reply p99 | A: floor reply p99 | B: event-loop delay p99 / max | B: GC pauses (count, total, max ms) | CPU pressure % | Redis preempted | lost rt / floor | dup |',
+      '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      ...latencies.map((r) => `| ${r.nodes} | ${r.run} | ${r.lost.rt === 0 && r.lost.floor === 0 && r.duplicates === 0 ? 'ok' : 'FAIL'} | ${ms(r.rt.p50)} | ${ms(r.rt.p90)} | ${ms(r.rt.p99)} | ${ms(r.rt.p999)} | ${ms(r.rt.max)} | ${ms(r.floor.p50)} | ${ms(r.floor.p90)} | ${ms(r.floor.p99)} | ${ms(r.floor.p999)} | ${ms(r.floor.max)} | ${ms(r.rt.p50 - r.floor.p50)} / ${ms(r.rt.p99 - r.floor.p99)} | ${r.slow.rt} (${r.slow.rtWithFloor}) / ${r.slow.floor} | ${ms(r.replyRt.p99)} | ${ms(r.replyFloor.p99)} | ${ms(r.eventLoopDelay.p99)} / ${ms(r.eventLoopDelay.max)} | ${r.gc.count}, ${ms(r.gc.ms)}, ${ms(r.gc.maxMs)} | ${r.cpuPressure.toFixed(0)} | ${r.redisPreempted} | ${r.lost.rt} / ${r.lost.floor} | ${r.duplicates} |`),
       '',
       '## Publish throughput',
       '',
