@@ -101,6 +101,26 @@ t.test('a batch past the history limit keeps the newest and marks the rest evict
   t.same([after.messages.length, after.complete, after.lastOffset], [0, false, 2])
 })
 
+// The count trim hands the entry after the dropped ones to age retention as the history's head.
+t.test('one publish past both limits: the count trim, then the age trim from the new head, both marked evicted', async (t) => {
+  const broker = new RedisBroker({ url: REDIS_URL, keyPrefix: prefix, historyLimit: 3, historyTtl: 0.2 })
+  t.teardown(() => broker.close())
+  const old = await Promise.all([1, 2, 3].map((n) => broker.publish('both', n)))
+  const epoch = old[0]!.epoch
+  await new Promise((resolve) => setTimeout(resolve, 400))
+  const fresh = await broker.publish('both', 4)
+  t.equal(fresh.offset, 4)
+  const all = await broker.history('both', { after: { offset: 0, epoch } })
+  t.same(all.messages.map((m) => m.data), [4], 'offset 1 went by count, 2 and 3 by age')
+  t.same([all.complete, all.lastOffset], [false, 4])
+  t.equal((await broker.history('both', { after: { offset: 2, epoch } })).complete, false, 'offset 3 was evicted too')
+  t.equal((await broker.history('both', { after: { offset: 3, epoch } })).complete, true)
+  // Within the limits again: nothing more is evicted.
+  await broker.publish('both', 5)
+  const kept = await broker.history('both', { after: { offset: 3, epoch } })
+  t.same([kept.messages.map((m) => m.data), kept.complete], [[4, 5], true])
+})
+
 t.test('publishBatch 1: one script run per publish, the same offsets', async (t) => {
   const { broker, calls } = counted(t, 1)
   await broker.position('single')
