@@ -19,7 +19,7 @@ class FlakyStore implements SessionStore {
     return this.down ? this.failing : this.inner
   }
   get(sid: string) { return this.pick().get(sid) }
-  create(state: SessionState, ttlMs: number) { return this.pick().create(state, ttlMs) }
+  create(state: SessionState, ttlMs: number) { return this.savesDown ? this.failing.create(state, ttlMs) : this.pick().create(state, ttlMs) }
   claim(sid: string, ttlMs: number, ifLease?: number) { return this.pick().claim(sid, ttlMs, ifLease) }
   save(state: SessionState, ttlMs: number) { return this.savesDown ? this.failing.save(state, ttlMs) : this.pick().save(state, ttlMs) }
   delete(sid: string) { return this.pick().delete(sid) }
