@@ -53,3 +53,13 @@ t.test('the sweep drops expired sessions', async (t) => {
   await new Promise((resolve) => setTimeout(resolve, 30))
   t.equal(store.size, 0)
 })
+
+t.test('a state that is not plain JSON is stored as JSON would store it, as the Redis store does', async (t) => {
+  const store = new MemorySessionStore()
+  t.teardown(() => store.close())
+  const when = new Date(0)
+  const state = { sid: 'd', identity: { user: 'u', when }, subscriptions: {}, positions: {}, outbox: [], transport: { n: Number.NaN }, lease: 0, createdAt: 1 }
+  await store.create(state, 10_000)
+  t.same((await store.get('d'))?.identity, { user: 'u', when: when.toJSON() }, 'the Date is its JSON text')
+  t.same((await store.get('d'))?.transport, { n: null }, 'NaN is null')
+})
