@@ -235,7 +235,8 @@ export class ParkedSessions {
   }
 
   sweep(now = Date.now()): void {
-    for (const parked of [...this.bySid.values()]) if (parked.until <= now) parked.stop()
+    // A Map may lose the entry being visited: no copy of every parked session each second.
+    for (const parked of this.bySid.values()) if (parked.until <= now) parked.stop()
   }
 
   /**
