@@ -48,25 +48,65 @@ function eventData(message: StreamMessage, broadcastData: BroadcastData): string
   return broadcastData === 'string' && message.meta?.json_string === true ? JSON.stringify(json) : json
 }
 
+const EVENTS_OPEN = Buffer.from('{"events":[')
+const EVENTS_CLOSE = Buffer.from(']}')
+const EVENTS_CLOSE_INCOMPLETE = Buffer.from(`]${incompleteField(true)}}`)
+const COMMA = 0x2c
+
 /** Encodes events of one plugin's settings, each message once however many held polls receive it. */
 export class EventEncoder {
-  private readonly encoded = new WeakMap<StreamMessage, string>()
+  /**
+   * Each event's JSON as UTF-8 bytes, encoded on first use. Answers are assembled from these by copying bytes:
+   * joining the JSON strings and encoding the result to a Buffer again for every answer (golongpoll loops that
+   * lag get a different run of events each) took ~7 µs for 20 events against ~5.5 µs, and the whole subscribe
+   * path answered from history went from 21 to 10 µs with the other changes (bench/README.md, category polling).
+   */
+  private readonly encoded = new WeakMap<StreamMessage, Buffer>()
 
   constructor(private readonly broadcastData: BroadcastData = 'string') {}
 
+  /** The JSON of one event, as bytes. */
+  eventBytes(message: StreamMessage): Buffer {
+    let bytes = this.encoded.get(message)
+    if (bytes === undefined) {
+      const json = `{"timestamp":${message.timestamp},"category":${JSON.stringify(message.stream)},"data":${eventData(message, this.broadcastData)},"id":"${categoryEventId(message)}"}`
+      // Its own memory, not a slice of Buffer's shared 8 KB pool: these live as long as the message stays in
+      // history, and a pooled slice would keep the whole pool (and the answers allocated next to it) alive.
+      bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(json))
+      bytes.write(json)
+      this.encoded.set(message, bytes)
+    }
+    return bytes
+  }
+
   /** The JSON of one event. */
   event(message: StreamMessage): string {
-    let json = this.encoded.get(message)
-    if (json === undefined) {
-      json = `{"timestamp":${message.timestamp},"category":${JSON.stringify(message.stream)},"data":${eventData(message, this.broadcastData)},"id":"${categoryEventId(message)}"}`
-      this.encoded.set(message, json)
+    return this.eventBytes(message).toString()
+  }
+
+  /** `{"events":[…]}` as bytes, oldest first; with `"incomplete":true` when events the cursor asked for are gone. */
+  eventsBytes(messages: readonly StreamMessage[], incomplete = false): Buffer {
+    const close = incomplete ? EVENTS_CLOSE_INCOMPLETE : EVENTS_CLOSE
+    const events: Buffer[] = new Array<Buffer>(messages.length)
+    let length = EVENTS_OPEN.length + Math.max(0, messages.length - 1) + close.length
+    for (let i = 0; i < messages.length; i++) {
+      const bytes = this.eventBytes(messages[i]!)
+      events[i] = bytes
+      length += bytes.length
     }
-    return json
+    const body = Buffer.allocUnsafe(length)
+    let at = EVENTS_OPEN.copy(body, 0)
+    for (let i = 0; i < events.length; i++) {
+      if (i > 0) body[at++] = COMMA
+      at += events[i]!.copy(body, at)
+    }
+    close.copy(body, at)
+    return body
   }
 
   /** `{"events":[…]}`, oldest first; with `"incomplete":true` when events the cursor asked for are gone. */
   events(messages: readonly StreamMessage[], incomplete = false): string {
-    return `{"events":[${messages.map((message) => this.event(message)).join(',')}]${incompleteField(incomplete)}}`
+    return this.eventsBytes(messages, incomplete).toString()
   }
 }
 

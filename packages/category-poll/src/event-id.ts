@@ -28,6 +28,8 @@ const PACKED_EPOCH = /^[A-Za-z0-9_-]{8}$/
 const UUID_FORMS = /^(?:urn:uuid:)?(\{)?([0-9a-fA-F]{8})-?([0-9a-fA-F]{4})-?([0-9a-fA-F]{4})-?([0-9a-fA-F]{4})-?([0-9a-fA-F]{12})(\})?$/
 /** The position-carrying layout, as 32 lowercase hex digits. */
 const POSITION_UUID = /^([0-9a-f]{12})8000([89ab])([0-9a-f]{15})$/
+/** The same, as {@link categoryEventId} writes it (what clients send back): read without normalizing first. */
+const CANONICAL_POSITION_UUID = /^([0-9a-f]{8})-([0-9a-f]{4})-8000-([89ab])([0-9a-f]{3})-([0-9a-f]{12})$/
 
 /**
  * Epochs are few (one per stream history) and polls many: every poll with a `last_id` converts its tag back to an
@@ -84,12 +86,18 @@ export interface EventIdPosition {
  * that is not one of ours (golongpoll's own v4 ids, for one) or not a UUID.
  */
 export function parseCategoryEventId(id: string): EventIdPosition | undefined {
+  const canonical = CANONICAL_POSITION_UUID.exec(id)
+  if (canonical !== null) return position(canonical[1]! + canonical[2]!, canonical[3]!, canonical[4]! + canonical[5]!)
   const hex = normalizeUuid(id)
   const match = hex === undefined ? null : POSITION_UUID.exec(hex)
-  if (match === null) return undefined
-  const offset = Number.parseInt(match[3]!, 16) + (Number.parseInt(match[2]!, 16) - 8) * 2 ** 60
+  return match === null ? undefined : position(match[1]!, match[2]!, match[3]!)
+}
+
+/** The position of an id's parts: the tag, the variant digit (it holds the offset's top 2 bits) and 15 hex digits. */
+function position(tag: string, variant: string, offsetHex: string): EventIdPosition | undefined {
+  const offset = Number.parseInt(offsetHex, 16) + (Number.parseInt(variant, 16) - 8) * 2 ** 60
   if (offset < 1 || !Number.isSafeInteger(offset)) return undefined
-  return { offset, epochTag: match[1]! }
+  return { offset, epochTag: tag }
 }
 
 /** The epoch an event id names, when it was packed whole (rt's own epochs): base64url of the tag. */

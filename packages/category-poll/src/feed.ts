@@ -28,8 +28,8 @@ export class SharedAnswer {
 
   /** `{"events":[<message>]}` (with `"incomplete":true` when asked), as bytes. */
   body(incomplete: boolean): Buffer {
-    if (incomplete) return this.incomplete ??= Buffer.from(this.encoder.events([this.message], true))
-    return this.complete ??= Buffer.from(this.encoder.events([this.message], false))
+    if (incomplete) return this.incomplete ??= this.encoder.eventsBytes([this.message], true)
+    return this.complete ??= this.encoder.eventsBytes([this.message], false)
   }
 }
 

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import Fastify from 'fastify'
 import t from 'tap'
 import { categoryPoll } from '../src/index.js'
-import { CountingBroker, eventsOf, start, fastify } from './helpers.js'
+import { CountingBroker, eventsOf, start, fastify, timers, until } from './helpers.js'
 
 t.test('beforeSubscribe: async, false → 403 with golongpoll headers, own replies kept, sees the request', async (t) => {
   const seen: string[] = []
@@ -104,6 +104,36 @@ t.test('a client that leaves while history is read gets nothing written, and not
   while (broker.listeners > 0) await new Promise((resolve) => setImmediate(resolve))
   release()
   t.equal(broker.listeners, 0)
+})
+
+t.test('a request answered from history arms no timer; one parked after its read arms one, cleared when answered', async (t) => {
+  const broker = new CountingBroker()
+  t.teardown(() => broker.close())
+  const history = broker.history.bind(broker)
+  let release: () => void = () => {}
+  let reading = false
+  broker.history = async (stream, query) => {
+    reading = true
+    await new Promise<void>((resolve) => { release = resolve })
+    return history(stream, query)
+  }
+  const s = await start(t, {}, { broker })
+  await s.publish('h', 'old')
+  const baseline = timers()
+  const answered = s.json('category=h&timeout=100&since_time=0')
+  await until(() => reading)
+  t.equal(timers(), baseline, 'no timer while history is read')
+  release()
+  t.same(eventsOf(await answered).map((e) => e.data), ['old'])
+  t.equal(timers(), baseline, 'none after a backlog answer')
+  broker.history = history
+  const held = s.json('category=h&timeout=100')
+  await until(() => timers() === baseline + 1)
+  t.pass('a parked request arms its timer')
+  await s.publish('h', 'new')
+  t.same(eventsOf(await held).map((e) => e.data), ['new'])
+  await until(() => broker.listeners === 0)
+  t.equal(timers(), baseline, 'cleared when answered')
 })
 
 t.test('persistence needs the in-memory broker', async (t) => {

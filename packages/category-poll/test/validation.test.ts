@@ -1,5 +1,6 @@
 import t from 'tap'
 import { eventsOf, start } from './helpers.js'
+import { parseSubscribeQuery } from '../src/handler/query.js'
 
 const TIMEOUT_ERROR = "Invalid or missing 'timeout' arg.  Must be 1-110."
 const CATEGORY_ERROR = 'Invalid subscription category, must be 1-1024 characters long.'
@@ -83,4 +84,19 @@ t.test('repeated parameters: the first one counts; POST works like GET (cases 26
   t.same(eventsOf(posted).map((e) => e.data), [2])
   const put = await s.get('category=second&timeout=1', { method: 'PUT' })
   t.equal(put.status, 404, 'other methods are not routed')
+})
+
+t.test('since_time reads as an int64 whatever its length: short ones without BigInt, long ones with it, the same numbers', async (t) => {
+  const since = (text: string): number | string | undefined => {
+    const query = parseSubscribeQuery({ timeout: '1', category: 'c', since_time: text }, 110)
+    return 'error' in query ? query.error : query.sinceTime
+  }
+  t.ok(Object.is(since('-0'), 0), '-0 is 0, as BigInt reads it')
+  t.equal(since('+00000000000007'), 7, '15 characters')
+  t.equal(since('0000000000000000007'), 7, 'leading zeros past 15 characters')
+  t.equal(since('1796191013506'), 1796191013506, 'a millisecond timestamp')
+  t.equal(since('9223372036854775807'), 2 ** 63, 'int64 max (as the nearest double)')
+  t.equal(since('-9223372036854775808'), -(2 ** 63), 'int64 min')
+  t.equal(since('9223372036854775808'), "Invalid 'since_time' arg.", 'past int64')
+  t.equal(since('-9223372036854775809'), "Invalid 'since_time' arg.", 'below int64')
 })

@@ -53,6 +53,9 @@ function first(value: string | string[] | undefined): string | undefined {
 /** An int64 in golongpoll's syntax, as a number; `undefined` when it does not parse. */
 function int64(text: string): number | undefined {
   if (!checkInteger.Check(text)) return undefined
+  // Up to 15 characters (a 13-digit since_time, any timeout) is exact as a double and within int64: no BigInt
+  // (two per poll). `+ 0` turns `-0` into the 0 BigInt gives.
+  if (text.length <= 15) return Number(text) + 0
   const value = BigInt(text)
   return value > INT64_MAX || value < -INT64_MAX - 1n ? undefined : Number(value)
 }
