@@ -75,7 +75,7 @@ export class Session {
   /** Live mode: ends `state.restoring` when the client never asked for its history. */
   private restoreTimer: NodeJS.Timeout | undefined
   private stopRemoteCommands: (() => void) | undefined
-  // The three pull-mode tables below are made on first use: a live session never needs them (~540 B each session).
+  // The three pull-mode tables below are made on first use: a live session never needs them (~540 B a session).
   /** Pull mode: kept transient messages read with the state, by stream, until caught up. */
   private kept: Map<string, KeptMessage[]> | undefined
   /** Pull mode: ids of the transient messages known here (kept in the store, or read from it). */
