@@ -39,7 +39,11 @@ export interface SessionState {
    * for a client that sends neither; then the streams continue from their positions.
    */
   restoring?: { identifiers: string[]; until: number }
-  /** Free-form state of the transport that owns the session (e.g. long polling's keepalive bookkeeping). */
+  /**
+   * Free-form state of the transport that owns the session (e.g. long
+   * polling's keepalive bookkeeping). Replaced, never written into: new
+   * sessions share one frozen empty object.
+   */
   transport: Record<string, unknown>
   /**
    * Incremented by every `claim`; a `save` with an older lease is refused, so of

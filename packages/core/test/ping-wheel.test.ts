@@ -27,14 +27,17 @@ t.test('one timer for every target of an interval, ticking once per slot', async
   t.equal(wheel.tickMs, 3000 / 32)
   const pings: string[] = []
   Math.random = () => 0.25
-  const removers = Array.from({ length: 100 }, (_, i) => wheel.add({ ping: () => pings.push(`c${i}`) }))
+  const targets = Array.from({ length: 100 }, (_, i) => ({ ping: () => pings.push(`c${i}`) }))
+  for (const target of targets) wheel.add(target)
   t.equal(timers.length, 1, '100 targets, one timer')
   t.equal(timers[0]!.delay, 3000 / 32)
   t.equal(wheel.targets, 100)
-  for (const remove of removers) remove()
+  wheel.add(targets[0]!)
+  t.equal(wheel.targets, 100, 'a target added twice is on the wheel once')
+  for (const target of targets) wheel.remove(target)
   t.equal(wheel.targets, 0)
   t.equal(live().length, 0, 'the timer stops when the wheel empties')
-  removers[0]!()
+  wheel.remove(targets[0]!)
   t.equal(wheel.targets, 0, 'removing twice is harmless')
 })
 
@@ -74,14 +77,15 @@ t.test('a target added mid-turn is still first pinged at least half an interval 
   const wheel = new PingWheel(1000)
   let ticks = 0
   let first: number | undefined
-  const keep = wheel.add({ ping: () => undefined })
+  const kept = { ping: () => undefined }
+  wheel.add(kept)
   const tick = live()[0]!.callback
   for (; ticks < 7; ticks++) tick()
   Math.random = () => 0
   wheel.add({ ping: () => { first ??= ticks } })
   for (; ticks < 100; ticks++) tick()
   t.equal(first, 7 + wheel.slotCount / 2 - 1, 'counted from when it was added (ticks are numbered from 0 here)')
-  keep()
+  wheel.remove(kept)
 })
 
 t.test('short intervals get fewer slots, never a tick under 10 ms', async (t) => {
@@ -97,12 +101,16 @@ t.test('one wheel per interval per process; an emptied wheel is forgotten', asyn
   const a = pingWheel(4321)
   t.equal(pingWheel(4321), a, 'the same interval, the same wheel')
   t.not(pingWheel(4322), a)
-  const offA = a.add({ ping: () => undefined })
-  const offB = pingWheel(4322).add({ ping: () => undefined })
+  const targetA = { ping: () => undefined }
+  const targetB = { ping: () => undefined }
+  a.add(targetA)
+  pingWheel(4322).add(targetB)
   t.equal(pingWheelCount(), before + 2)
-  offA()
-  offB()
+  a.remove(targetA)
+  pingWheel(4322).remove(targetB)
   t.equal(pingWheelCount(), before, 'nothing left behind by intervals no connection uses any more')
   t.not(pingWheel(4321), a, 'a later connection gets a new wheel')
-  pingWheel(4321).add({ ping: () => undefined })()
+  const later = { ping: () => undefined }
+  pingWheel(4321).add(later)
+  pingWheel(4321).remove(later)
 })

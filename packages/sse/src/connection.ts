@@ -1,6 +1,6 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { Http2ServerResponse } from 'node:http2'
-import { disconnectMessage, pingMessage, pingWheel, type Outgoing, type Pingable, type PingPrecision, type ServerMessage, type StreamPosition } from '@rt/core'
+import { disconnectMessage, pingMessage, pingWheel, type Outgoing, type Pingable, type PingPrecision, type PingWheel, type ServerMessage, type StreamPosition } from '@rt/core'
 import { formatCursor } from './cursor.js'
 import { COMMENT_PING, encodeGetFrame, encodeGetHead, encodePostFrame, eventTail, hasPosition, messageType, serialize } from './encoder.js'
 
@@ -38,19 +38,29 @@ export interface CursorSource {
   start(stream: string): StreamPosition | undefined
 }
 
-export interface ConnectionOptions {
+/**
+ * How a connection writes. Equal for every connection opened with the same
+ * request options, so connections share one object (see `handler.ts`).
+ */
+export interface ConnectionSettings {
   /** `get`: EventSource frames (unwrapped data, cursor ids); `post`: full Action Cable messages. */
-  format: 'get' | 'post'
+  readonly format: 'get' | 'post'
   /** GET `raw` mode: data messages only, comment pings. */
-  raw: boolean
-  pingInterval: number
+  readonly raw: boolean
+  readonly pingInterval: number
   /** Ping timestamps in seconds (default), milliseconds or nanoseconds: AnyCable's `?ptp=`. */
-  pingPrecision?: PingPrecision
-  maxBufferedBytes: number
-  /** The connection's streams, for the multi-stream cursor (GET). */
-  cursor: CursorSource
+  readonly pingPrecision?: PingPrecision
+  readonly maxBufferedBytes: number
+}
+
+/**
+ * The connection's own counterpart: its streams, for the multi-stream cursor
+ * (GET), and who is told when it ends. One object (the session's sink) rather
+ * than a closure per callback.
+ */
+export interface ConnectionOwner extends CursorSource {
   /** Called once when the connection ends, whoever ended it. */
-  onEnd(): void
+  ended(connection: SseConnection): void
 }
 
 /**
@@ -62,25 +72,23 @@ export interface ConnectionOptions {
 export class SseConnection implements Pingable {
   /** Positions of the stream messages written (multi-stream GET only: made on first use, as most connections never need it). */
   private written: Map<string, StreamPosition> | undefined
-  /** Takes the connection off its ping wheel. */
-  private stopPings: (() => void) | undefined
+  /** The ping wheel the connection is on. */
+  private pings: PingWheel | undefined
   private drainTimer: NodeJS.Timeout | undefined
   private ended = false
 
   constructor(
     private readonly res: ServerResponse,
-    private readonly options: ConnectionOptions
+    private readonly options: ConnectionSettings,
+    private readonly owner: ConnectionOwner
   ) {
-    const gone = (): void => {
-      clearTimeout(this.drainTimer)
-      this.finish()
-    }
-    res.once('close', gone)
+    // `on`, not `once`: 'close' comes once, and `once` wraps each listener in three more objects (~150 B a connection).
+    res.on('close', () => this.gone())
     // HTTP/2: a stream the client reset, then written to before Node noticed, errors with no 'close' on the
     // response; its 'aborted' always comes. Destroying it frees the stream.
     const stream = (res as unknown as Partial<Pick<Http2ServerResponse, 'stream'>>).stream
     stream?.once('aborted', () => {
-      gone()
+      this.gone()
       res.destroy()
     })
   }
@@ -108,8 +116,9 @@ export class SseConnection implements Pingable {
    * interval (no timer of its own).
    */
   startPings(): void {
-    if (this.ended || this.stopPings !== undefined) return
-    this.stopPings = pingWheel(this.options.pingInterval).add(this)
+    if (this.ended || this.pings !== undefined) return
+    this.pings = pingWheel(this.options.pingInterval)
+    this.pings.add(this)
   }
 
   /** Writes one session message in this connection's format. */
@@ -123,7 +132,7 @@ export class SseConnection implements Pingable {
     if (this.options.format === 'post') return this.write(outgoing.encode(encodePostFrame))
     // One stream (nearly every EventSource): AnyCable's own id in the shared frame says it all, nothing to track.
     // Decided before anything per message: this runs for every connection of a broadcast.
-    const streams = this.options.cursor.streams()
+    const streams = this.owner.streams()
     if (streams.length > 1 && hasPosition(message)) {
       this.track(message)
       this.write(outgoing.encode(encodeGetHead))
@@ -191,17 +200,23 @@ export class SseConnection implements Pingable {
   private positions(streams: readonly string[]): Map<string, StreamPosition> {
     const positions = new Map<string, StreamPosition>()
     for (const stream of streams) {
-      const position = this.written?.get(stream) ?? this.options.cursor.start(stream)
+      const position = this.written?.get(stream) ?? this.owner.start(stream)
       if (position !== undefined) positions.set(stream, position)
     }
     return positions
   }
 
+  /** The response closed (the client went away, or the end was written). */
+  private gone(): void {
+    clearTimeout(this.drainTimer)
+    this.finish()
+  }
+
   private finish(): void {
     if (this.ended) return
     this.ended = true
-    this.stopPings?.()
-    this.options.onEnd()
+    this.pings?.remove(this)
+    this.owner.ended(this)
   }
 }
 

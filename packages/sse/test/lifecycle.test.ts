@@ -139,7 +139,7 @@ t.test('the write side: disconnect from the hub ends the stream, with retry when
   const ends: string[] = []
   const server = createServer((req, res) => {
     const raw = req.url === '/raw'
-    const connection = new SseConnection(res, { format: req.url === '/post' ? 'post' : 'get', raw, pingInterval: 60_000, maxBufferedBytes: 1 << 20, cursor: { streams: () => [], start: () => undefined }, onEnd: () => ends.push(req.url!) })
+    const connection = new SseConnection(res, { format: req.url === '/post' ? 'post' : 'get', raw, pingInterval: 60_000, maxBufferedBytes: 1 << 20 }, { streams: () => [], start: () => undefined, ended: () => ends.push(req.url!) })
     connection.open({}, 2)
     connection.startPings()
     connection.send(new Outgoing({ identifier: 'i', message: 'm' }))
@@ -173,10 +173,8 @@ t.test('the write side: the cursor never goes back, and follows a new epoch', as
       format: 'get',
       raw: false,
       pingInterval: 60_000,
-      maxBufferedBytes: 1 << 20,
-      cursor: { streams: () => ['a', 'b', 'c'], start: (stream) => (stream === 'b' ? { offset: 7, epoch: 'B' } : undefined) },
-      onEnd: () => undefined
-    })
+      maxBufferedBytes: 1 << 20
+    }, { streams: () => ['a', 'b', 'c'], start: (stream) => (stream === 'b' ? { offset: 7, epoch: 'B' } : undefined), ended: () => undefined })
     connection.open({}, 1)
     const send = (offset: number, epoch: string): void => connection.send(new Outgoing({ identifier: 'i', message: offset, stream_id: 'a', epoch, offset }))
     send(5, 'A')
@@ -200,12 +198,11 @@ t.test('the write side: the cursor never goes back, and follows a new epoch', as
 
 t.test('pings: each connection rides its interval\'s ping wheel until it ends; event ping, or a comment in raw mode', async (t) => {
   const chunks: string[] = []
-  const fake = { once: () => undefined, write: (chunk: Buffer) => chunks.push(chunk.toString()), end: () => undefined, writableLength: 0 }
+  const fake = { on: () => undefined, write: (chunk: Buffer) => chunks.push(chunk.toString()), end: () => undefined, writableLength: 0 }
   const wheel = pingWheel(1234)
   const before = wheel.targets
-  const connections = [false, true].map((raw) => new SseConnection(fake as never, {
-    format: 'get', raw, pingInterval: 1234, maxBufferedBytes: 1 << 20, cursor: { streams: () => [], start: () => undefined }, onEnd: () => undefined
-  }))
+  const owner = { streams: () => [], start: () => undefined, ended: () => undefined }
+  const connections = [false, true].map((raw) => new SseConnection(fake as never, { format: 'get', raw, pingInterval: 1234, maxBufferedBytes: 1 << 20 }, owner))
   for (const connection of connections) {
     connection.startPings()
     connection.startPings()
@@ -216,9 +213,7 @@ t.test('pings: each connection rides its interval\'s ping wheel until it ends; e
   t.equal(chunks[1], ':\n\n', 'raw mode: a comment')
   for (const connection of connections) connection.end()
   t.equal(wheel.targets, before, 'an ended connection leaves the wheel')
-  const ended = new SseConnection(fake as never, {
-    format: 'get', raw: false, pingInterval: 1234, maxBufferedBytes: 1 << 20, cursor: { streams: () => [], start: () => undefined }, onEnd: () => undefined
-  })
+  const ended = new SseConnection(fake as never, { format: 'get', raw: false, pingInterval: 1234, maxBufferedBytes: 1 << 20 }, owner)
   ended.end()
   ended.startPings()
   t.equal(pingWheel(1234).targets, 0, 'an ended connection never joins')

@@ -3,6 +3,7 @@ import t from 'tap'
 import { disconnectMessage, rtCore } from '@rt/core'
 import { formatCursor, parseResume } from '../src/cursor.js'
 import { encodeGetFrame, encodeGetHead, encodePostFrame, serialize } from '../src/encoder.js'
+import { MAX_SHARED_SETTINGS, connectionSettings } from '../src/handler.js'
 import { rtSse } from '../src/index.js'
 import { resolveOptions } from '../src/options.js'
 import { parseQuery } from '../src/query.js'
@@ -94,4 +95,16 @@ t.test('one ping frame per second, shared by every connection', async (t) => {
   const next = pingFrame(1_700_000_001_000)
   t.not(next, first)
   t.equal(next.toString(), 'event: ping\ndata: {"type":"ping","message":1700000001}\n\n')
+})
+
+t.test('connection settings: one frozen object per set of options, the cache bounded', async (t) => {
+  const settings = connectionSettings('get', false, 3000, 's', 1024)
+  t.same(settings, { format: 'get', raw: false, pingInterval: 3000, pingPrecision: 's', maxBufferedBytes: 1024 })
+  t.ok(Object.isFrozen(settings))
+  t.equal(connectionSettings('get', false, 3000, 's', 1024), settings, 'equal options, the same object')
+  t.not(connectionSettings('get', false, 4000, 's', 1024), settings)
+  // Client-chosen intervals (`?pi=`) past the bound empty the cache instead of growing it.
+  for (let i = 1; i <= MAX_SHARED_SETTINGS; i++) connectionSettings('get', false, i * 1000 + 1, 's', 1024)
+  t.not(connectionSettings('get', false, 3000, 's', 1024), settings, 'made again once the cache was emptied')
+  t.same(connectionSettings('get', false, 3000, 's', 1024), settings)
 })

@@ -84,6 +84,9 @@ export interface ConnectOptions {
  */
 const isInternalRecord = (sid: string): boolean => sid.startsWith('$rt:')
 
+/** The `transport` state of a new session (see {@link SessionState.transport}). */
+const NO_TRANSPORT_STATE: Record<string, unknown> = Object.freeze({})
+
 /**
  * 128 random bits, URL-safe: unguessable, since a sid can restore a session
  * without authentication.
@@ -226,7 +229,8 @@ export class Hub {
       subscriptions: previous?.subscriptions ?? {},
       positions: {},
       outbox: [],
-      transport: {},
+      // Transports replace this object, never write into it: one shared empty one until then (56 B a session).
+      transport: NO_TRANSPORT_STATE,
       lease: 0,
       createdAt: Date.now()
     }

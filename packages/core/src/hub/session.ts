@@ -8,6 +8,7 @@ import type { Hub } from './hub.js'
 import { DEFAULT_LIMITS, nameProblem, parseBoundedJson } from '../limits.js'
 import { Outgoing, broadcastReply, controlStream, disconnectMessage, type ServerMessage } from './protocol.js'
 import { TransientKeeper, transientId, type ParkedSession } from './pull-transients.js'
+import { streamIndex, type StreamIndex } from './stream-index.js'
 import { whisper } from './whisper.js'
 
 /** Presence joins and leaves a channel handler asked for, applied once the handler returned. */
@@ -43,29 +44,40 @@ export type CommandResult = { ok: true } | { ok: false; error: string }
 export type SessionMode = 'live' | 'pull'
 
 const OK: CommandResult = { ok: true }
+/** The initial value of the chains every session keeps (commands, store writes): one promise for all of them. */
+const SETTLED: Promise<void> = Promise.resolve()
 const fail = (error: string): CommandResult => ({ ok: false, error })
+
+/** A stream a session receives live from the hub. */
+interface JoinedStream {
+  /** Where live delivery began: history up to here is backlog, after it was delivered live. */
+  readonly origin: StreamPosition
+  /** Live messages held back while the stream is being caught up from history; `undefined` once it is delivered live. */
+  held: StreamMessage[] | undefined
+}
 
 /** One Action Cable session: its subscriptions, its streams and its read positions. */
 export class Session {
   readonly sid: string
   /** Positions of what was handed to the sink (in live mode the very object in `state.positions`). */
   private cursor: Record<string, StreamPosition>
-  /** stream → identifiers subscribed to it. */
-  private readonly streamIdentifiers = new Map<string, Set<string>>()
-  /** Where live delivery of each joined stream began: history up to here is backlog, after it was delivered live. */
-  private readonly origin = new Map<string, StreamPosition>()
-  /** Streams this session receives live from the hub. */
-  private readonly joined = new Set<string>()
-  /** Live messages held back while a stream is being caught up from history. */
-  private readonly held = new Map<string, StreamMessage[]>()
+  /** stream → identifiers subscribed to it (shared with every session of equal subscriptions, see `streamIndex`). */
+  private streamIdentifiers: StreamIndex
+  /**
+   * The streams this session receives live from the hub. One map for what
+   * used to be three (joined, origin, held): each empty Map or Set costs
+   * ~180 B, and an idle connection is mostly such tables.
+   */
+  private readonly joined = new Map<string, JoinedStream>()
   private sink: SessionSink | undefined
   /** Live mode: ends `state.restoring` when the client never asked for its history. */
   private restoreTimer: NodeJS.Timeout | undefined
   private stopRemoteCommands: (() => void) | undefined
+  // The three pull-mode tables below are made on first use: a live session never needs them (~540 B a session).
   /** Pull mode: kept transient messages read with the state, by stream, until caught up. */
-  private readonly kept = new Map<string, KeptMessage[]>()
+  private kept: Map<string, KeptMessage[]> | undefined
   /** Pull mode: ids of the kept messages handed to the sink (or dropped with their stream): retired on `confirm()`. */
-  private readonly settledIds = new Set<string>()
+  private settledIds: Set<string> | undefined
   /** Pull mode with a store that keeps transient messages: what stores them, here and (handed over) while parked. */
   private readonly keeper: TransientKeeper | undefined
   /** Pull mode, between two requests: what listens for the session on this process. */
@@ -75,7 +87,7 @@ export class Session {
   /** Pull mode: where the last request parked the session (its process; none from an older version), and this request's take-over from it. */
   private readonly parkedBy: { node: string | undefined } | undefined
   private handover: Promise<void> | undefined
-  private work: Promise<unknown> = Promise.resolve()
+  private work: Promise<unknown> = SETTLED
   private closed = false
 
   constructor(
@@ -97,7 +109,7 @@ export class Session {
     delete state.kept
     delete state.parked
     delete state.parkedOn
-    this.index()
+    this.streamIdentifiers = streamIndex(state.subscriptions)
   }
 
   /** Adds a kept transient message read from the store, unless it is known here already. */
@@ -105,8 +117,9 @@ export class Session {
     if (keeper.ids.has(kept.id)) return
     keeper.ids.add(kept.id)
     const entry = { ...kept, message: { ...kept.message, meta: { ...kept.message.meta, transient_id: kept.id } } }
-    const list = this.kept.get(entry.message.stream)
-    if (list === undefined) this.kept.set(entry.message.stream, [entry])
+    const byStream = (this.kept ??= new Map())
+    const list = byStream.get(entry.message.stream)
+    if (list === undefined) byStream.set(entry.message.stream, [entry])
     else list.push(entry)
   }
 
@@ -132,10 +145,11 @@ export class Session {
     for (const message of this.state.outbox) sink.send(new Outgoing(message as ServerMessage))
     if (!options.catchUp) for (const stream of this.streamIdentifiers.keys()) delete this.cursor[stream]
     // Kept for streams the session no longer reads: nothing will deliver them.
-    for (const [stream, messages] of this.kept) {
+    for (const [stream, messages] of this.kept ?? []) {
       if (this.streamIdentifiers.has(stream)) continue
+      this.settledIds ??= new Set()
       for (const { id } of messages) this.settledIds.add(id)
-      this.kept.delete(stream)
+      this.kept!.delete(stream)
     }
     this.watchRestoring()
     await this.syncStreams()
@@ -165,10 +179,8 @@ export class Session {
     this.stopRemoteCommands = undefined
     clearTimeout(this.restoreTimer)
     this.restoreTimer = undefined
-    for (const stream of this.joined) this.hub.leave(stream, this)
+    for (const stream of this.joined.keys()) this.hub.leave(stream, this)
     this.joined.clear()
-    this.origin.clear()
-    this.held.clear()
     if (this.sink !== undefined) this.hub.detached(this)
     this.sink = undefined
   }
@@ -232,10 +244,10 @@ export class Session {
     this.state.positions = { ...this.cursor }
     this.state.outbox = []
     await this.keeper?.flushed()
-    const retire = [...this.settledIds]
+    const retire = [...(this.settledIds ?? [])]
     if (retire.length > 0 && this.hub.store.retire !== undefined) {
       await this.hub.store.retire(this.sid, retire, this.hub.transientBacklog)
-      for (const id of retire) this.settledIds.delete(id)
+      for (const id of retire) this.settledIds!.delete(id)
     }
     return this.hub.save(this.state, ttlMs)
   }
@@ -248,7 +260,7 @@ export class Session {
 
   private park(keeper: TransientKeeper): void {
     // Listening before the hub's fan-out is left, so the broker never stops listening to the streams meanwhile.
-    const parked = this.hub.parked.park({ sid: this.sid, keeper, streams: [...this.joined], positions: { ...this.cursor }, until: this.parkedUntil() })
+    const parked = this.hub.parked.park({ sid: this.sid, keeper, streams: [...this.joined.keys()], positions: { ...this.cursor }, until: this.parkedUntil() })
     if (parked === undefined) return
     this.parked = parked
     // Saved with the state: the next request asks this process to flush what it keeps before it reads the store.
@@ -299,7 +311,7 @@ export class Session {
 
   /** Called by the hub's fan-out with a live message of a joined stream. */
   receive(message: StreamMessage): void {
-    const held = this.held.get(message.stream)
+    const held = this.joined.get(message.stream)?.held
     if (held !== undefined) held.push(message)
     else this.deliver(message)
   }
@@ -512,7 +524,7 @@ export class Session {
     }
     // What is past the position where live delivery began was (or will be) delivered live: no duplicates.
     const missed = backlog.filter((message) => {
-      const start = this.origin.get(message.stream)
+      const start = this.joined.get(message.stream)?.origin
       return start === undefined || start.epoch !== message.epoch || message.offset <= start.offset
     })
     missed.sort((a, b) => a.timestamp - b.timestamp)
@@ -547,7 +559,8 @@ export class Session {
       streamFrom: (stream, options) => {
         // A name over the limit (from a client's params) is never joined: the subscription is rejected instead.
         if (nameProblem(stream, this.hub.limits) !== undefined) return hooks.reject()
-        if (!subscription.streams.includes(stream)) subscription.streams.push(stream)
+        // concat() rather than push(): a pushed-to (or spread) array keeps room for 16 more (~130 B a subscription).
+        if (!subscription.streams.includes(stream)) subscription.streams = subscription.streams.concat(stream)
         if (options?.whisper === true) subscription.whisper = stream
         if (options?.presence === true) subscription.presence = stream
         if (options?.from !== undefined) hooks.from?.(stream, options.from)
@@ -575,31 +588,18 @@ export class Session {
     }
   }
 
-  /** Rebuilds stream → identifiers from the subscriptions. */
-  private index(): void {
-    this.streamIdentifiers.clear()
-    for (const [identifier, subscription] of Object.entries(this.state.subscriptions)) {
-      for (const stream of subscription.streams) {
-        let identifiers = this.streamIdentifiers.get(stream)
-        if (identifiers === undefined) this.streamIdentifiers.set(stream, (identifiers = new Set()))
-        identifiers.add(identifier)
-      }
-    }
-  }
-
   /**
    * Joins the streams the subscriptions now need and leaves the others. A newly
    * joined stream is caught up from its position (now, for a new subscription)
    * while live messages are held back, so nothing is lost or repeated.
    */
   private async syncStreams(hold = false): Promise<CommandResult> {
-    this.index()
+    this.streamIdentifiers = streamIndex(this.state.subscriptions)
     if (this.sink === undefined) return OK
-    for (const stream of [...this.joined]) {
+    for (const stream of [...this.joined.keys()]) {
       if (this.streamIdentifiers.has(stream)) continue
       this.hub.leave(stream, this)
       this.joined.delete(stream)
-      this.origin.delete(stream)
       delete this.cursor[stream]
     }
     const added = [...this.streamIdentifiers.keys()].filter((stream) => !this.joined.has(stream))
@@ -610,9 +610,7 @@ export class Session {
       return fail(BROKER_UNAVAILABLE)
     }
     for (const stream of added) {
-      this.origin.set(stream, this.cursor[stream]!)
-      this.held.set(stream, [])
-      this.joined.add(stream)
+      this.joined.set(stream, { origin: this.cursor[stream]!, held: [] })
       this.hub.join(stream, this)
     }
     const restoring = this.restoringStreams()
@@ -637,7 +635,7 @@ export class Session {
     } catch (error) {
       this.hub.logError(error, `catching up ${stream} failed`)
     }
-    const held = this.held.get(stream)
+    const held = this.joined.get(stream)?.held
     // Detached meanwhile: the next attach catches up again from the same position.
     if (held === undefined) return
     if (hold) {
@@ -645,8 +643,8 @@ export class Session {
       held.unshift(...(caught?.messages ?? []))
       return
     }
-    const kept = this.kept.get(stream) ?? []
-    this.kept.delete(stream)
+    const kept = this.kept?.get(stream) ?? []
+    this.kept?.delete(stream)
     if (caught !== undefined) {
       // Messages between the position and what is retained are gone: say so, as a history request would.
       if (caught.gap) {
@@ -665,9 +663,10 @@ export class Session {
   /** Delivers the live messages held back for `stream` (every held stream but restoring ones when omitted) and stops holding. */
   private release(stream?: string): void {
     const restoring = stream === undefined ? this.restoringStreams() : new Set<string>()
-    for (const [heldStream, held] of [...this.held]) {
-      if (stream !== undefined ? heldStream !== stream : restoring.has(heldStream)) continue
-      this.held.delete(heldStream)
+    for (const [heldStream, joined] of [...this.joined]) {
+      const held = joined.held
+      if (held === undefined || (stream !== undefined ? heldStream !== stream : restoring.has(heldStream))) continue
+      joined.held = undefined
       for (const message of held) this.deliver(message)
     }
   }
@@ -714,7 +713,7 @@ export class Session {
     const before = this.restoringStreams()
     this.forgetRestoring(identifiers)
     const still = this.restoringStreams()
-    for (const stream of before) if (!still.has(stream) && this.held.has(stream)) await this.resumeStream(stream)
+    for (const stream of before) if (!still.has(stream) && this.joined.get(stream)?.held !== undefined) await this.resumeStream(stream)
   }
 
   /** Hands a stream message to the sink; `false` when the sink had no room for it (its position does not advance). */
@@ -733,7 +732,7 @@ export class Session {
         // A live fan-out runs this once per session per message: no reply array when no sink needs to see them all first.
         for (const identifier of identifiers) sink?.send(replyFor(message, identifier))
       } else {
-        const replies = [...identifiers].map((identifier) => replyFor(message, identifier))
+        const replies = identifiers.map((identifier) => replyFor(message, identifier))
         if (!sink.admits(replies)) return false
         for (const reply of replies) sink.send(reply)
       }
@@ -751,13 +750,14 @@ export class Session {
   private deliverTransient(keeper: TransientKeeper, message: StreamMessage): boolean {
     if (message.meta?.exclude_socket === this.sid) return true
     const id = transientId(message)
-    if (this.settledIds.has(id)) return true
+    if (this.settledIds?.has(id) === true) return true
     // Delivered streams are joined, and a joined stream always has a position.
     keeper.keep(message, this.cursor[message.stream]!)
     /* c8 ignore next -- a stream is left before its subscriptions are forgotten, so it always has identifiers here */
-    const replies = [...(this.streamIdentifiers.get(message.stream) ?? [])].map((identifier) => replyFor(message, identifier))
+    const replies = (this.streamIdentifiers.get(message.stream) ?? []).map((identifier) => replyFor(message, identifier))
     if (this.sink?.admits?.(replies) === false) return false
     for (const reply of replies) this.sink?.send(reply)
+    this.settledIds ??= new Set()
     this.settledIds.add(id)
     return true
   }
