@@ -15,6 +15,15 @@ t.test('sessions with equal subscriptions share one index; any difference gets i
   t.not(streamIndex({ '{"channel":"d"}': sub('s') }), first, 'another identifier')
   t.not(streamIndex({ '{"channel":"c"}': sub('s', 't') }), first, 'another stream')
   t.equal(streamIndex({}).size, 0)
+  t.equal(streamIndex({}), streamIndex({}, false), 'no subscriptions: one empty index')
+})
+
+t.test('an index not shared is built for its session alone, with the same content', async (t) => {
+  const subscriptions = { '{"channel":"c"}': sub('s'), '{"channel":"d"}': sub('s', 't') }
+  const own = streamIndex(subscriptions, false)
+  t.not(own, streamIndex(subscriptions), 'not the shared one')
+  t.not(own, streamIndex(subscriptions, false), 'nor another session\'s')
+  t.same([...own], [...streamIndex(subscriptions)])
 })
 
 t.test('a full cache is emptied, not grown; indexes already handed out stay valid', async (t) => {

@@ -109,7 +109,7 @@ export class Session {
     delete state.kept
     delete state.parked
     delete state.parkedOn
-    this.streamIdentifiers = streamIndex(state.subscriptions)
+    this.streamIdentifiers = streamIndex(state.subscriptions, mode === 'live')
   }
 
   /** Adds a kept transient message read from the store, unless it is known here already. */
@@ -594,7 +594,7 @@ export class Session {
    * while live messages are held back, so nothing is lost or repeated.
    */
   private async syncStreams(hold = false): Promise<CommandResult> {
-    this.streamIdentifiers = streamIndex(this.state.subscriptions)
+    this.streamIdentifiers = streamIndex(this.state.subscriptions, this.mode === 'live')
     if (this.sink === undefined) return OK
     for (const stream of [...this.joined.keys()]) {
       if (this.streamIdentifiers.has(stream)) continue
