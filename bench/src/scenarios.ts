@@ -138,7 +138,8 @@ export function scenarios (quick: boolean): Scenario[] {
           { target: 'rt-category', label: 'rt (@rt/category-poll), golongpoll loop', kind: 'category', path: RT_CATEGORY_PATH },
           { target: 'rt-category', label: 'rt (@rt/category-poll), its own client helper poll()', kind: 'category-helper', path: RT_CATEGORY_PATH },
           { target: 'express-longpoll', label: 'express-longpoll 1.0 on Express 5', kind: 'express-longpoll' },
-          { target: 'ceiling-category', label: 'ceiling (node:http, answers from an array)', kind: 'category', path: '/events' }
+          { target: 'ceiling-category', label: 'ceiling (node:http, answers from an array)', kind: 'category', path: '/events' },
+          { target: 'ceiling-category-headers', label: "ceiling with golongpoll's five headers", kind: 'category', path: '/events' }
         ].map((t) => ({ ...t, clients: catClients, streams: categories, rate: categories * 20, durationMs: q(5000, 1000), drainMs, settleMs, holdSeconds: hold, historyLimit: 10_000 })) as DeliverySpec[]
       }, {
         id: 's4-golongpoll',

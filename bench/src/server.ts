@@ -24,6 +24,7 @@ export const TARGETS: Record<string, () => Promise<TargetFactory>> = {
   'rt-lp': async () => (await rt()).rtLongPoll,
   'rt-lp-noflush': async () => (await rt()).rtLongPollNoFlush,
   'ceiling-category': async () => (await ceilings()).ceilingCategory,
+  'ceiling-category-headers': async () => (await ceilings()).ceilingCategoryHeaders,
   'express-longpoll': async () => (await peers()).expressLongpoll,
   'rt-category': async () => (await rt()).rtCategory,
   'golongpoll': async () => (await external()).golongpoll,

@@ -68,13 +68,27 @@ export const ceilingSse: TargetFactory = async (options) => {
 interface Waiter { response: http.ServerResponse; after: number; timer: ReturnType<typeof setTimeout> }
 
 /** A JSON answer with its length: the least a poll answer can cost. */
-function answer(response: http.ServerResponse, body: string): void {
-  response.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+function answer(response: http.ServerResponse, body: string, headers: http.OutgoingHttpHeaders = JSON_ONLY): void {
+  response.writeHead(200, { ...headers, 'content-length': Buffer.byteLength(body) })
   response.end(body)
 }
 
+const JSON_ONLY: http.OutgoingHttpHeaders = { 'content-type': 'application/json' }
+
+/**
+ * The headers golongpoll's subscribe handler sends on every answer (and rt
+ * with it): what a proxy between a client and the server needs to see.
+ */
+export const GOLONGPOLL_HEADERS: http.OutgoingHttpHeaders = {
+  'content-type': 'application/json',
+  'x-content-type-options': 'nosniff',
+  'cache-control': 'no-cache, no-store, must-revalidate',
+  pragma: 'no-cache',
+  expires: '0'
+}
+
 /** Answers every waiter of a stream with what it has not seen; waiters at the same cursor share one encoded body. */
-function answerWaiters(list: Waiter[], history: string[], wrap: (events: string) => string): void {
+function answerWaiters(list: Waiter[], history: string[], wrap: (events: string) => string, headers?: http.OutgoingHttpHeaders): void {
   const bodies = new Map<number, string>()
   for (const waiter of list) {
     clearTimeout(waiter.timer)
@@ -83,7 +97,7 @@ function answerWaiters(list: Waiter[], history: string[], wrap: (events: string)
       body = wrap(history.slice(waiter.after).join(','))
       bodies.set(waiter.after, body)
     }
-    answer(waiter.response, body)
+    answer(waiter.response, body, headers)
   }
 }
 
@@ -138,7 +152,12 @@ export const ceilingLongPoll: TargetFactory = async (options) => {
  * Category-poll ceiling: golongpoll's `GET /events?category=&timeout=&since_time=&last_id=`
  * answered from an array per category (the id is the position in it).
  */
-export const ceilingCategory: TargetFactory = async (options) => {
+export const ceilingCategory: TargetFactory = async (options) => categoryCeiling(options, JSON_ONLY)
+
+/** The same ceiling sending golongpoll's five subscribe headers on every answer, as the protocol has them. */
+export const ceilingCategoryHeaders: TargetFactory = async (options) => categoryCeiling(options, GOLONGPOLL_HEADERS)
+
+async function categoryCeiling (options: TargetOptions, headers: http.OutgoingHttpHeaders): Promise<ServerTarget> {
   const events: string[][] = []
   const waiting: Waiter[][] = []
   const publish = (stream: number, message: unknown): void => {
@@ -147,7 +166,7 @@ export const ceilingCategory: TargetFactory = async (options) => {
     const list = waiting[stream]
     if (list === undefined || list.length === 0) return
     waiting[stream] = []
-    answerWaiters(list, history, (events) => `{"events":[${events}]}`)
+    answerWaiters(list, history, (events) => `{"events":[${events}]}`, headers)
   }
   const server = http.createServer((request, response) => {
     if (request.method === 'POST') {
@@ -167,7 +186,7 @@ export const ceilingCategory: TargetFactory = async (options) => {
     const after = Number(url.searchParams.get('last_id') ?? 0)
     const history = grow(events, stream)
     if (history.length > after) {
-      answer(response, `{"events":[${history.slice(after).join(',')}]}`)
+      answer(response, `{"events":[${history.slice(after).join(',')}]}`, headers)
       return
     }
     const waiter: Waiter = {
@@ -177,7 +196,7 @@ export const ceilingCategory: TargetFactory = async (options) => {
         const list = grow(waiting, stream)
         const at = list.indexOf(waiter)
         if (at >= 0) list.splice(at, 1)
-        answer(response, `{"timeout":"no events before timeout","timestamp":${Date.now()}}`)
+        answer(response, `{"timeout":"no events before timeout","timestamp":${Date.now()}}`, headers)
       }, options.holdSeconds * 1000)
     }
     grow(waiting, stream).push(waiter)

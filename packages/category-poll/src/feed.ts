@@ -33,6 +33,11 @@ export class SharedAnswer {
   }
 }
 
+/** How long a category's feed stays subscribed after its last held request was answered (see {@link CategoryFeeds}). */
+export const FEED_LINGER_MS = 2000
+/** At most this many feeds without a member stay subscribed; past it, a feed that empties unsubscribes at once. */
+export const MAX_LINGERING_FEEDS = 1024
+
 class Feed {
   readonly members = new Set<FeedMember>()
   unsubscribe: (() => void) | undefined
@@ -40,22 +45,49 @@ class Feed {
   constructor(private readonly encoder: EventEncoder) {}
 
   readonly onMessage = (message: StreamMessage): void => {
+    // A lingering feed (no member) has nobody to answer.
+    if (this.members.size === 0) return
     const answer = new SharedAnswer(this.encoder, message)
     // A member answered here leaves the set while it is iterated: a Set skips deleted entries, which is what we want.
     for (const member of this.members) member.offer(message, answer)
   }
 }
 
-/** The feeds of one plugin registration, by category. */
+/** Options of {@link CategoryFeeds}: the defaults suit every app; tests shorten them. */
+export interface CategoryFeedsOptions {
+  /** Milliseconds an empty feed stays subscribed (0: unsubscribe with the last member). Default {@link FEED_LINGER_MS}. */
+  lingerMs?: number
+  /** Default {@link MAX_LINGERING_FEEDS}. */
+  maxLingering?: number
+}
+
+/**
+ * The feeds of one plugin registration, by category.
+ *
+ * A feed whose last member leaves stays subscribed for `lingerMs`: golongpoll's
+ * loop polls again right after each answer, and a category whose polls are
+ * answered from history (clients behind the publisher) would otherwise
+ * subscribe and unsubscribe once per request — with `@rt/redis` a SUBSCRIBE,
+ * a position read and an UNSUBSCRIBE, and a publish that waits for the
+ * SUBSCRIBE. Bounded by `maxLingering`, as categories are named by clients.
+ */
 export class CategoryFeeds {
   private readonly feeds = new Map<string, Feed>()
+  /** Subscribed feeds with no member, with when they emptied, oldest first (a Map keeps insertion order). */
+  private readonly lingering = new Map<Feed, { category: string; since: number }>()
+  private sweeper: NodeJS.Timeout | undefined
+  private readonly lingerMs: number
+  private readonly maxLingering: number
 
-  constructor(private readonly broker: Broker, private readonly encoder: EventEncoder) {}
+  constructor(private readonly broker: Broker, private readonly encoder: EventEncoder, options: CategoryFeedsOptions = {}) {
+    this.lingerMs = options.lingerMs ?? FEED_LINGER_MS
+    this.maxLingering = options.maxLingering ?? MAX_LINGERING_FEEDS
+  }
 
   /**
    * Adds a member to its category's feed, subscribing the feed to the broker
-   * when it is the first. Returns the function that removes it (and
-   * unsubscribes the feed when it was the last).
+   * when the category has none. Returns the function that removes it (the feed
+   * lingers, then unsubscribes, when it was the last).
    */
   join(category: string, member: FeedMember): () => void {
     let feed = this.feeds.get(category)
@@ -68,18 +100,60 @@ export class CategoryFeeds {
         this.feeds.delete(category)
         throw error
       }
+    } else if (feed.members.size === 0) {
+      this.lingering.delete(feed)
     }
     feed.members.add(member)
     const joined = feed
     return () => {
       if (!joined.members.delete(member) || joined.members.size > 0) return
-      if (this.feeds.get(category) === joined) this.feeds.delete(category)
-      joined.unsubscribe?.()
+      if (this.lingerMs === 0 || this.lingering.size >= this.maxLingering) return this.drop(category, joined)
+      this.lingering.set(joined, { category, since: Date.now() })
+      // Armed only while a feed lingers: an idle server keeps no timer.
+      this.sweeper ??= setInterval(() => this.sweep(), this.lingerMs).unref()
     }
   }
 
-  /** Categories with a live subscription (for tests and diagnostics). */
+  /** Unsubscribes the feeds that have had no member for `lingerMs` (run by the sweeper; `now` for tests). */
+  sweep(now = Date.now()): void {
+    for (const [feed, { category, since }] of this.lingering) {
+      if (now - since < this.lingerMs) break
+      this.drop(category, feed)
+    }
+    if (this.lingering.size === 0) this.stopSweeper()
+  }
+
+  /** Ends every feed's subscription (the plugin's `onClose`, after held requests were answered). */
+  close(): void {
+    this.stopSweeper()
+    this.lingering.clear()
+    for (const feed of this.feeds.values()) feed.unsubscribe?.()
+    this.feeds.clear()
+  }
+
+  /** Categories with a live subscription, lingering ones included (for tests and diagnostics). */
   get size(): number {
     return this.feeds.size
+  }
+
+  /** Feeds subscribed without a member (for tests and diagnostics). */
+  get lingeringCount(): number {
+    return this.lingering.size
+  }
+
+  /** Whether the sweeper's timer is armed (for tests and diagnostics). */
+  get sweeping(): boolean {
+    return this.sweeper !== undefined
+  }
+
+  private drop(category: string, feed: Feed): void {
+    this.lingering.delete(feed)
+    if (this.feeds.get(category) === feed) this.feeds.delete(category)
+    feed.unsubscribe?.()
+  }
+
+  private stopSweeper(): void {
+    clearInterval(this.sweeper)
+    this.sweeper = undefined
   }
 }

@@ -14,7 +14,7 @@ export type CategoryPollOptions = Options
 export type { PersistenceOptions, RequestHook } from './options.js'
 export {
   DEFAULT_BODY_LIMIT, DEFAULT_MAX_EVENT_BUFFER_SIZE, DEFAULT_MAX_EVENTS_PER_RESPONSE, DEFAULT_MAX_TIMEOUT_SECONDS,
-  DEFAULT_PUBLISH_PATH, DEFAULT_SUBSCRIBE_PATH
+  DEFAULT_PUBLISH_PATH, DEFAULT_SUBSCRIBE_PATH, DEFAULT_SUBSCRIPTION_LINGER_MS
 } from './options.js'
 export { encodeEvent, eventsBody, timeoutBody, errorBody, EventEncoder, type BroadcastData, type CategoryEventJson } from './encoder.js'
 export { categoryEventId, parseCategoryEventId, epochTag, type EventIdPosition } from './event-id.js'
@@ -71,13 +71,16 @@ async function categoryPollPlugin(fastify: FastifyInstance, raw: RtCategoryPollO
     return reply.code(500).send(json(errorBody('Internal server error.')))
   })
   const encoder = new EventEncoder(options.broadcastData)
+  const feeds = new CategoryFeeds(broker, encoder, { lingerMs: options.subscriptionLingerMs })
+  // After preClose has answered the held requests: their feeds linger, and go here.
+  fastify.addHook('onClose', async () => feeds.close())
   const view = { maxEventBufferSize: options.maxEventBufferSize, eventTtlMs: options.eventTtlMs, maxEventsPerResponse: options.maxEventsPerResponse }
   fastify.route({
     // golongpoll reads only the query string, whatever the method; GET and POST cover its clients.
     method: ['GET', 'POST'],
     url: options.subscribePath,
     exposeHeadRoute: false,
-    handler: subscribeHandler(options, { broker, feeds: new CategoryFeeds(broker, encoder), view, encoder, deleteAfterRead: options.deleteAfterRead, held, log: fastify.log })
+    handler: subscribeHandler(options, { broker, feeds, view, encoder, deleteAfterRead: options.deleteAfterRead, held, log: fastify.log })
   })
   if (options.enablePublish) {
     fastify.route({

@@ -1,6 +1,7 @@
 import { isInternalStream } from '@rt/core'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { BroadcastData } from './encoder.js'
+import { FEED_LINGER_MS } from './feed.js'
 
 /**
  * A hook run before the subscribe or publish handler (the `long_polling`
@@ -108,6 +109,17 @@ export interface CategoryPollOptions {
   bodyLimit?: number
   /** Keep the in-memory broker's history in a file across restarts. Needs `@rt/core`'s default `MemoryBroker`. */
   persistence?: PersistenceOptions
+  /**
+   * Milliseconds a category stays subscribed to the broker after its last held
+   * request was answered. golongpoll's client polls again right after every
+   * answer, so the next request finds the subscription still there instead of
+   * making a new one (with `@rt/redis`: a SUBSCRIBE, a position read and an
+   * UNSUBSCRIBE per request, and a publish waiting for the SUBSCRIBE). Default
+   * 2000; `0` unsubscribes with the last request. At most 1024 categories
+   * linger at once (categories are named by clients); past that, a category
+   * unsubscribes with its last request.
+   */
+  subscriptionLingerMs?: number
 }
 
 export const DEFAULT_MAX_TIMEOUT_SECONDS = 110
@@ -117,6 +129,7 @@ export const DEFAULT_SUBSCRIBE_PATH = '/events'
 export const DEFAULT_PUBLISH_PATH = '/publish'
 /** A batch of JSON, not a file upload. */
 export const DEFAULT_BODY_LIMIT = 1024 * 1024
+export { FEED_LINGER_MS as DEFAULT_SUBSCRIPTION_LINGER_MS } from './feed.js'
 
 /** Options after defaults and validation. */
 export interface ResolvedOptions {
@@ -137,6 +150,7 @@ export interface ResolvedOptions {
   errorStatus: 200 | 400
   bodyLimit: number
   persistence: PersistenceOptions | undefined
+  subscriptionLingerMs: number
 }
 
 function fail(message: string): never {
@@ -202,6 +216,10 @@ export function resolveOptions(options: CategoryPollOptions): ResolvedOptions {
     fail('publishKey must be a non-empty string')
   }
   if (options.errorStatus !== undefined && options.errorStatus !== 200 && options.errorStatus !== 400) fail('errorStatus must be 200 or 400')
+  const linger = options.subscriptionLingerMs
+  if (linger !== undefined && (typeof linger !== 'number' || !Number.isInteger(linger) || linger < 0)) {
+    fail('subscriptionLingerMs must be a non-negative integer of ms (0: unsubscribe with the last held request)')
+  }
   if (options.broadcastData !== undefined && options.broadcastData !== 'string' && options.broadcastData !== 'parsed') {
     fail("broadcastData must be 'string' or 'parsed'")
   }
@@ -221,7 +239,8 @@ export function resolveOptions(options: CategoryPollOptions): ResolvedOptions {
     beforePublish: hook(options.beforePublish, 'beforePublish'),
     errorStatus: options.errorStatus ?? 200,
     bodyLimit: count(options.bodyLimit, 'bodyLimit', DEFAULT_BODY_LIMIT),
-    persistence: persistence(options.persistence)
+    persistence: persistence(options.persistence),
+    subscriptionLingerMs: linger ?? FEED_LINGER_MS
   }
   if (resolved.enablePublish && resolved.publishKey === undefined && resolved.beforePublish === undefined) {
     fail('enablePublish needs publishKey or beforePublish: an unguarded publish endpoint lets anyone publish')

@@ -2,7 +2,7 @@ import { createServer } from 'node:http'
 import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { CategoryPollError, poll, publish, subscribe, type CategoryEvent } from '../src/client.js'
-import { CountingBroker, start, until } from './helpers.js'
+import { CountingBroker, start, until, NO_LINGER } from './helpers.js'
 
 t.test('the client module imports nothing (runs in browsers as is)', async (t) => {
   const source = readFileSync(new URL('../src/client.ts', import.meta.url), 'utf8')
@@ -93,7 +93,7 @@ t.test('poll(): advances since_time on timeouts, aborting cancels the request in
   const broker = new CountingBroker()
   t.teardown(() => broker.close())
   const urls: string[] = []
-  const s = await start(t, { beforeSubscribe: (request) => { urls.push(request.url) } }, { broker })
+  const s = await start(t, { ...NO_LINGER, beforeSubscribe: (request) => { urls.push(request.url) } }, { broker })
   const seen: string[] = []
   const iterator = poll<string>({ url: s.events, category: 'slow', timeoutSeconds: 1 })
   const next = iterator.next()

@@ -1,7 +1,7 @@
 import { formatMessageId, type StreamMessage } from '@rt/core'
 import { categoryEventId } from '../src/event-id.js'
 import t from 'tap'
-import { CountingBroker, eventsOf, start, timers, until, type WireEvent } from './helpers.js'
+import { CountingBroker, eventsOf, start, timers, until, type WireEvent, NO_LINGER } from './helpers.js'
 
 t.test('timeout answer: golongpoll body, timestamp usable as the next since_time (case 12)', async (t) => {
   const s = await start(t)
@@ -39,7 +39,7 @@ t.test('same-millisecond events are never skipped: without last_id ts == since_t
   let clock = 1_000_000
   const broker = new CountingBroker({ now: () => clock })
   t.teardown(() => broker.close())
-  const s = await start(t, {}, { broker })
+  const s = await start(t, NO_LINGER, { broker })
   const [m1, m2, m3] = [await s.app.rt.publish('ms', 1), await s.app.rt.publish('ms', 2), await s.app.rt.publish('ms', 3)]
   t.equal(m1.timestamp, m3.timestamp, 'three events in one millisecond')
   t.same(eventsOf(await s.json(`category=ms&timeout=1&since_time=${clock - 1}`)).map((e) => e.data), [1, 2, 3])
@@ -74,7 +74,7 @@ t.test('live delivery: parked subscribers all get the event, other categories do
   t.teardown(() => broker.close())
   // A request joins its category synchronously once beforeSubscribe has passed: counting the hook's calls counts held requests.
   let arrived = 0
-  const s = await start(t, { beforeSubscribe: () => { arrived++ } }, { broker })
+  const s = await start(t, { ...NO_LINGER, beforeSubscribe: () => { arrived++ } }, { broker })
   const a1 = s.get('category=A&timeout=30')
   const a2 = s.get('category=A&timeout=30&since_time=0')
   const b = s.get('category=B&timeout=30')
@@ -95,7 +95,7 @@ t.test('a parked request honours since_time: no event older than it (fixes the g
   let clock = Date.now()
   const broker = new CountingBroker({ now: () => clock })
   t.teardown(() => broker.close())
-  const s = await start(t, {}, { broker })
+  const s = await start(t, NO_LINGER, { broker })
   const future = clock + 3_600_000
   const held = s.json(`category=f&timeout=30&since_time=${future}`)
   await until(() => broker.listeners === 1)
@@ -135,7 +135,7 @@ t.test('a burst of 1000 rapid publishes with colliding timestamps is delivered o
 t.test('events published while a poll reads history are not lost', async (t) => {
   const broker = new CountingBroker()
   t.teardown(() => broker.close())
-  const s = await start(t, {}, { broker })
+  const s = await start(t, NO_LINGER, { broker })
   const history = broker.history.bind(broker)
   let publishDuringRead = true
   broker.history = async (stream, query) => {
@@ -153,7 +153,7 @@ t.test('events published while a poll reads history are not lost', async (t) => 
 t.test('a message broadcast to stream X is an event of category X; transient messages are not events', async (t) => {
   const broker = new CountingBroker()
   t.teardown(() => broker.close())
-  const s = await start(t, {}, { broker, broadcastKey: 'key' })
+  const s = await start(t, NO_LINGER, { broker, broadcastKey: 'key' })
   const held = s.json('category=news&timeout=30')
   await until(() => broker.listeners === 1)
   const transient = await fetch(`${s.origin}/_broadcast`, {
@@ -168,7 +168,7 @@ t.test('a message broadcast to stream X is an event of category X; transient mes
 t.test('a client disconnect releases the held request at once: no listener, no timer (case 25)', async (t) => {
   const broker = new CountingBroker()
   t.teardown(() => broker.close())
-  const s = await start(t, {}, { broker })
+  const s = await start(t, NO_LINGER, { broker })
   const baseline = timers()
   const controller = new AbortController()
   const held = s.get('category=gone&timeout=100', { signal: controller.signal }).catch((error: unknown) => error)
@@ -187,7 +187,7 @@ t.test('a client disconnect releases the held request at once: no listener, no t
 t.test('app.close() answers held requests with a timeout at once', async (t) => {
   const broker = new CountingBroker()
   t.teardown(() => broker.close())
-  const s = await start(t, {}, { broker })
+  const s = await start(t, NO_LINGER, { broker })
   const since = Date.now() - 10
   const held = [s.json('category=c1&timeout=100'), s.json(`category=c2&timeout=100&since_time=${since}`)]
   await until(() => broker.listeners === 2)
@@ -206,7 +206,7 @@ t.test('a held cursor survives an epoch change (history lost, e.g. a Redis failo
     listeners.push(listener)
     return subscribe(stream, listener)
   }
-  const s = await start(t, {}, { broker })
+  const s = await start(t, NO_LINGER, { broker })
   const seen = await s.app.rt.publish('e', 'seen')
   const held = s.json(`category=e&timeout=30&since_time=${seen.timestamp}&last_id=${formatMessageId(seen)}`)
   await until(() => broker.listeners === 1)

@@ -75,6 +75,12 @@ export async function until(check: () => boolean): Promise<void> {
 }
 
 /** A MemoryBroker that counts live listeners, to prove held requests leave none behind. */
+/**
+ * Options for tests that read held requests off `CountingBroker.listeners`: a
+ * category unsubscribes with its last held request instead of lingering.
+ */
+export const NO_LINGER = { subscriptionLingerMs: 0 } as const
+
 export class CountingBroker extends MemoryBroker {
   listeners = 0
   constructor(options: MemoryBrokerOptions = {}) {

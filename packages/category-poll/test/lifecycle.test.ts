@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import Fastify from 'fastify'
 import t from 'tap'
 import { categoryPoll } from '../src/index.js'
-import { CountingBroker, eventsOf, start, fastify, timers, until } from './helpers.js'
+import { CountingBroker, eventsOf, start, fastify, timers, until, NO_LINGER } from './helpers.js'
 
 t.test('beforeSubscribe: async, false → 403 with golongpoll headers, own replies kept, sees the request', async (t) => {
   const seen: string[] = []
@@ -77,7 +77,7 @@ t.test('a history read that fails after the request was accepted releases its li
   broker.history = async () => {
     throw new Error('history backend down')
   }
-  const s = await start(t, {}, { broker })
+  const s = await start(t, NO_LINGER, { broker })
   const res = await s.get('category=c&timeout=5&since_time=0')
   t.equal(res.status, 500)
   t.equal(broker.listeners, 0)
@@ -95,7 +95,7 @@ t.test('a client that leaves while history is read gets nothing written, and not
     await new Promise<void>((resolve) => { release = resolve })
     return history(stream, query)
   }
-  const s = await start(t, {}, { broker })
+  const s = await start(t, NO_LINGER, { broker })
   const controller = new AbortController()
   const gone = s.get('category=c&timeout=5&since_time=0', { signal: controller.signal }).catch((error: unknown) => error)
   await readStarted
@@ -117,7 +117,7 @@ t.test('a request answered from history arms no timer; one parked after its read
     await new Promise<void>((resolve) => { release = resolve })
     return history(stream, query)
   }
-  const s = await start(t, {}, { broker })
+  const s = await start(t, NO_LINGER, { broker })
   await s.publish('h', 'old')
   const baseline = timers()
   const answered = s.json('category=h&timeout=100&since_time=0')
@@ -166,4 +166,24 @@ t.test('persistence accepts a MemoryBroker from another copy of @rt/core (a duck
   await app.rt.publish('farm', 'oink')
   await app.close()
   t.match(readFileSync(join(dir, 'events.jsonl'), 'utf8'), /oink/, 'the journal writes the other copy broker')
+})
+
+t.test('a category stays subscribed for subscriptionLingerMs after its last answer, and closing the app ends it', async (t) => {
+  const broker = new CountingBroker()
+  t.teardown(() => broker.close())
+  const app = fastify()
+  await app.register(rtCore, { broker })
+  await app.register(categoryPoll, { subscriptionLingerMs: 60_000 })
+  const origin = await app.listen({ port: 0, host: '127.0.0.1' })
+  const held = fetch(`${origin}/events?category=l&timeout=30`)
+  await until(() => broker.listeners === 1)
+  await app.rt.publish('l', 'one')
+  t.same(eventsOf(await (await held).json() as Record<string, unknown>).map((e) => e.data), ['one'])
+  t.equal(broker.listeners, 1, 'answered, and still subscribed for the next poll')
+  const next = fetch(`${origin}/events?category=l&timeout=30&since_time=0`)
+  t.same(eventsOf(await (await next).json() as Record<string, unknown>).map((e) => e.data), ['one'], 'the next poll reads history as before')
+  t.equal(broker.listeners, 1, 'on the same subscription')
+  if (typeof app.server.closeAllConnections === 'function') app.server.closeAllConnections()
+  await app.close()
+  t.equal(broker.listeners, 0, 'closing the app unsubscribed the lingering category')
 })

@@ -94,7 +94,10 @@ t.test('invalid options fail at register time with a clear message; 0 means the 
     [{ persistence: {} }, /persistence.file must be a non-empty path/],
     [{ persistence: { file: 'x', flushIntervalMs: -1 } }, /persistence.flushIntervalMs/],
     [{ persistence: { file: 'x', fsync: 'yes' } }, /persistence.fsync must be a boolean/],
-    [{ persistence: { file: 'x', compactAfterBytes: 0 } }, /persistence.compactAfterBytes/]
+    [{ persistence: { file: 'x', compactAfterBytes: 0 } }, /persistence.compactAfterBytes/],
+    [{ subscriptionLingerMs: -1 }, /subscriptionLingerMs must be a non-negative integer/],
+    [{ subscriptionLingerMs: 1.5 }, /subscriptionLingerMs/],
+    [{ subscriptionLingerMs: '2000' }, /subscriptionLingerMs/]
   ]
   for (const [options, message] of bad) {
     const app = Fastify()
