@@ -12,6 +12,7 @@
  */
 import type { Broker, StreamMessage } from '@rt/core'
 import type { EventEncoder } from './encoder.js'
+import { DEFAULT_SUBSCRIPTION_LINGER_MS } from './options.js'
 
 /** What a held request gets from its category's feed. */
 export interface FeedMember {
@@ -33,8 +34,6 @@ export class SharedAnswer {
   }
 }
 
-/** How long a category's feed stays subscribed after its last held request was answered (see {@link CategoryFeeds}). */
-export const FEED_LINGER_MS = 2000
 /** At most this many feeds without a member stay subscribed; past it, a feed that empties unsubscribes at once. */
 export const MAX_LINGERING_FEEDS = 1024
 
@@ -55,10 +54,12 @@ class Feed {
 
 /** Options of {@link CategoryFeeds}: the defaults suit every app; tests shorten them. */
 export interface CategoryFeedsOptions {
-  /** Milliseconds an empty feed stays subscribed (0: unsubscribe with the last member). Default {@link FEED_LINGER_MS}. */
+  /** Milliseconds an empty feed stays subscribed at least (0: unsubscribe with the last member). Default {@link DEFAULT_SUBSCRIPTION_LINGER_MS}. */
   lingerMs?: number
   /** Default {@link MAX_LINGERING_FEEDS}. */
   maxLingering?: number
+  /** The clock of the linger (tests). Default `Date.now`. */
+  now?: () => number
 }
 
 /**
@@ -69,7 +70,8 @@ export interface CategoryFeedsOptions {
  * answered from history (clients behind the publisher) would otherwise
  * subscribe and unsubscribe once per request — with `@rt/redis` a SUBSCRIBE,
  * a position read and an UNSUBSCRIBE, and a publish that waits for the
- * SUBSCRIBE. Bounded by `maxLingering`, as categories are named by clients.
+ * SUBSCRIBE. The sweeper runs every `lingerMs`, so a feed lingers between one
+ * and two times that. Bounded by `maxLingering`, as categories are named by clients.
  */
 export class CategoryFeeds {
   private readonly feeds = new Map<string, Feed>()
@@ -78,10 +80,12 @@ export class CategoryFeeds {
   private sweeper: NodeJS.Timeout | undefined
   private readonly lingerMs: number
   private readonly maxLingering: number
+  private readonly now: () => number
 
   constructor(private readonly broker: Broker, private readonly encoder: EventEncoder, options: CategoryFeedsOptions = {}) {
-    this.lingerMs = options.lingerMs ?? FEED_LINGER_MS
+    this.lingerMs = options.lingerMs ?? DEFAULT_SUBSCRIPTION_LINGER_MS
     this.maxLingering = options.maxLingering ?? MAX_LINGERING_FEEDS
+    this.now = options.now ?? Date.now
   }
 
   /**
@@ -108,14 +112,15 @@ export class CategoryFeeds {
     return () => {
       if (!joined.members.delete(member) || joined.members.size > 0) return
       if (this.lingerMs === 0 || this.lingering.size >= this.maxLingering) return this.drop(category, joined)
-      this.lingering.set(joined, { category, since: Date.now() })
+      this.lingering.set(joined, { category, since: this.now() })
       // Armed only while a feed lingers: an idle server keeps no timer.
       this.sweeper ??= setInterval(() => this.sweep(), this.lingerMs).unref()
     }
   }
 
-  /** Unsubscribes the feeds that have had no member for `lingerMs` (run by the sweeper; `now` for tests). */
-  sweep(now = Date.now()): void {
+  /** Unsubscribes the feeds that have had no member for `lingerMs` (run by the sweeper, and by tests). */
+  sweep(): void {
+    const now = this.now()
     for (const [feed, { category, since }] of this.lingering) {
       if (now - since < this.lingerMs) break
       this.drop(category, feed)

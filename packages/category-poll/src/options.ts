@@ -1,7 +1,6 @@
 import { isInternalStream } from '@rt/core'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { BroadcastData } from './encoder.js'
-import { FEED_LINGER_MS } from './feed.js'
 
 /**
  * A hook run before the subscribe or publish handler (the `long_polling`
@@ -114,7 +113,8 @@ export interface CategoryPollOptions {
    * request was answered. golongpoll's client polls again right after every
    * answer, so the next request finds the subscription still there instead of
    * making a new one (with `@rt/redis`: a SUBSCRIBE, a position read and an
-   * UNSUBSCRIBE per request, and a publish waiting for the SUBSCRIBE). Default
+   * UNSUBSCRIBE per request, and a publish waiting for the SUBSCRIBE). Checked
+   * every `subscriptionLingerMs`, so a category lingers up to twice that. Default
    * 2000; `0` unsubscribes with the last request. At most 1024 categories
    * linger at once (categories are named by clients); past that, a category
    * unsubscribes with its last request.
@@ -129,7 +129,8 @@ export const DEFAULT_SUBSCRIBE_PATH = '/events'
 export const DEFAULT_PUBLISH_PATH = '/publish'
 /** A batch of JSON, not a file upload. */
 export const DEFAULT_BODY_LIMIT = 1024 * 1024
-export { FEED_LINGER_MS as DEFAULT_SUBSCRIPTION_LINGER_MS } from './feed.js'
+/** How long a category stays subscribed after its last held request was answered (`subscriptionLingerMs`). */
+export const DEFAULT_SUBSCRIPTION_LINGER_MS = 2000
 
 /** Options after defaults and validation. */
 export interface ResolvedOptions {
@@ -240,7 +241,7 @@ export function resolveOptions(options: CategoryPollOptions): ResolvedOptions {
     errorStatus: options.errorStatus ?? 200,
     bodyLimit: count(options.bodyLimit, 'bodyLimit', DEFAULT_BODY_LIMIT),
     persistence: persistence(options.persistence),
-    subscriptionLingerMs: linger ?? FEED_LINGER_MS
+    subscriptionLingerMs: linger ?? DEFAULT_SUBSCRIPTION_LINGER_MS
   }
   if (resolved.enablePublish && resolved.publishKey === undefined && resolved.beforePublish === undefined) {
     fail('enablePublish needs publishKey or beforePublish: an unguarded publish endpoint lets anyone publish')
