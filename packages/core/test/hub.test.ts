@@ -3,7 +3,7 @@ import type { Channels } from '../src/hub/channels.js'
 import { newSessionId, type HubOptions } from '../src/hub/hub.js'
 import { parseJsonl } from '../src/hub/commands.js'
 import { buildIdentifier, pingMessage, type DataMessage } from '../src/hub/protocol.js'
-import { decodeIdentifier, type Session } from '../src/hub/session.js'
+import { decodeIdentifier, type JoinedStream, type Session } from '../src/hub/session.js'
 import type { MemoryBroker } from '../src/memory-broker.js'
 import { MemorySessionStore } from '../src/session-store.js'
 import { signStream } from '../src/signing.js'
@@ -545,7 +545,7 @@ t.test('a session detached during catch-up stops there', async (t) => {
   const resuming = hub.resume(connected.session.sid, { send: (o) => sink.send(o) }).then((s) => { session = s })
   await tick()
   // The transport gives up (client went away) before catch-up finished.
-  const held = [...(hub as unknown as { fanout: Map<string, { sessions: Set<Session> }> }).fanout.get('chat_a')!.sessions][0]!
+  const held = [...(hub as unknown as { fanout: Map<string, { members: Set<JoinedStream> }> }).fanout.get('chat_a')!.members][0]!.session
   held.detach()
   release()
   await resuming
@@ -687,4 +687,44 @@ t.test('history replayed to many sessions is encoded once per message (shared re
   const ids = new Set(Array.from({ length: 1000 }, () => newSessionId()))
   t.equal(ids.size, 1000, 'pooled ids are all distinct')
   t.ok([...ids].every((id) => /^[A-Za-z0-9_-]{22}$/.test(id)), '22 URL-safe characters each')
+})
+
+t.test('a history answer in a new epoch moves a detached pull session on, so its next request does not send it again', async (t) => {
+  const { hub, broker, store } = makeHub(t, { publicStreams: true })
+  const identifier = buildIdentifier({ channel: '$pubsub', stream_name: 'quiet' })
+  const result = await hub.connect(request(), new RecordingSink(), { mode: 'pull' })
+  if (!('session' in result)) throw new Error('rejected')
+  const { session } = result
+  await session.handle({ command: 'subscribe', identifier })
+  const before = (await broker.position('quiet')).epoch
+  await session.confirm()
+  session.detach({ park: false })
+  await broker.publish('quiet', 'while away')
+  const { epoch } = await broker.position('quiet')
+  t.not(epoch, before, 'the empty stream was dropped: new epoch')
+  await session.handle({ command: 'history', identifier, history: { streams: { quiet: { offset: 0, epoch } } } })
+  await session.confirm()
+  t.same((await store.get(session.sid))?.positions, { quiet: { offset: 1, epoch } }, 'the position is past the history answer')
+  const next = new RecordingSink()
+  const resumed = await hub.resume(session.sid, next)
+  t.same(next.messages, [], 'the next request sends nothing again')
+  resumed?.detach({ park: false })
+})
+
+t.test('redirect: an attached session writes to the new sink, a detached one stays without', async (t) => {
+  const { hub, broker } = makeHub(t, { publicStreams: true })
+  const identifier = buildIdentifier({ channel: '$pubsub', stream_name: 'news' })
+  const { session, sink } = await connect(hub)
+  await session.handle({ command: 'subscribe', identifier })
+  const direct = new RecordingSink()
+  session.redirect(direct)
+  await broker.publish('news', 'one')
+  t.same(direct.messages.map((m) => (m as DataMessage).message), ['one'], 'to the new sink')
+  t.notOk(sink.messages.some((m) => (m as DataMessage).message === 'one'), 'not to the old one')
+  session.detach()
+  const late = new RecordingSink()
+  session.redirect(late)
+  await session.handle({ command: 'subscribe', identifier: buildIdentifier({ channel: '$pubsub', stream_name: 'other' }) })
+  t.same(late.messages, [], 'a detached session is not given a sink')
+  await session.close()
 })

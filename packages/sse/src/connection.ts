@@ -76,6 +76,8 @@ export class SseConnection implements Pingable {
   private pings: PingWheel | undefined
   private drainTimer: NodeJS.Timeout | undefined
   private ended = false
+  /** GET with more than one stream (fixed once open: a GET takes no commands), decided on the first message. */
+  private multiStream: boolean | undefined
 
   constructor(
     private readonly res: ServerResponse,
@@ -132,11 +134,10 @@ export class SseConnection implements Pingable {
     if (this.options.format === 'post') return this.write(outgoing.encode(encodePostFrame))
     // One stream (nearly every EventSource): AnyCable's own id in the shared frame says it all, nothing to track.
     // Decided before anything per message: this runs for every connection of a broadcast.
-    const streams = this.owner.streams()
-    if (streams.length > 1 && hasPosition(message)) {
+    if ((this.multiStream ??= this.owner.streams().length > 1) && hasPosition(message)) {
       this.track(message)
       this.write(outgoing.encode(encodeGetHead))
-      this.write(Buffer.from(eventTail(formatCursor(this.positions(streams)))))
+      this.write(Buffer.from(eventTail(formatCursor(this.positions(this.owner.streams())))))
     } else {
       this.write(outgoing.encode(encodeGetFrame))
     }

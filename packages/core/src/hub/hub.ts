@@ -10,7 +10,7 @@ import { ParkedSessions } from './pull-transients.js'
 import type { ChannelSource } from './channel-source.js'
 import { Outgoing, controlStream } from './protocol.js'
 import { REMOTE_COMMANDS_STREAM, RecentDisconnects, canonicalIdentity, disconnectTarget, type RemoteDisconnect } from './remote-disconnect.js'
-import { Session, type SessionMode, type SessionSink } from './session.js'
+import { Session, type JoinedStream, type SessionMode, type SessionSink } from './session.js'
 
 export interface HubOptions {
   broker: Broker
@@ -113,8 +113,8 @@ export class Hub {
   private readonly authenticator: Authenticate | undefined
   private readonly logger: Pick<FastifyBaseLogger, 'error' | 'warn'> | undefined
   private source: ChannelSource | undefined
-  /** stream → sessions of this process receiving it, with the one broker subscription they share. */
-  private readonly fanout = new Map<string, { sessions: Set<Session>; unsubscribe: () => void }>()
+  /** stream → the sessions of this process receiving it (their joined-stream records), with the one broker subscription they share. */
+  private readonly fanout = new Map<string, { members: Set<JoinedStream>; unsubscribe: () => void }>()
   /** Presence sets: joins, leaves, info, expiry. */
   readonly presence: PresenceTracker
   private readonly jwt: JwtOptions | undefined
@@ -159,7 +159,7 @@ export class Hub {
 
   /** Number of sessions on this process receiving `stream`. */
   listeners(stream: string): number {
-    return this.fanout.get(stream)?.sessions.size ?? 0
+    return this.fanout.get(stream)?.members.size ?? 0
   }
 
   /** A JS channel by name, else the channel source's (see {@link useChannelSource}). */
@@ -386,22 +386,23 @@ export class Hub {
     }
   }
 
-  /** Adds a session to a stream's fan-out (one broker subscription per stream per process). */
-  join(stream: string, session: Session): void {
-    let entry = this.fanout.get(stream)
+  /** Adds a session's stream to the stream's fan-out (one broker subscription per stream per process). */
+  join(joined: JoinedStream): void {
+    let entry = this.fanout.get(joined.stream)
     if (entry === undefined) {
-      const sessions = new Set<Session>()
-      const unsubscribe = this.broker.subscribe(stream, (message) => this.dispatch(sessions, message))
-      this.fanout.set(stream, (entry = { sessions, unsubscribe }))
+      const members = new Set<JoinedStream>()
+      const unsubscribe = this.broker.subscribe(joined.stream, (message) => this.dispatch(members, message))
+      this.fanout.set(joined.stream, (entry = { members, unsubscribe }))
     }
-    entry.sessions.add(session)
+    entry.members.add(joined)
   }
 
-  leave(stream: string, session: Session): void {
-    const entry = this.fanout.get(stream)
-    if (entry === undefined || !entry.sessions.delete(session) || entry.sessions.size > 0) return
+  /** Takes a session's stream out of the fan-out; the broker subscription ends with its last member. */
+  leave(joined: JoinedStream): void {
+    const entry = this.fanout.get(joined.stream)
+    if (entry === undefined || !entry.members.delete(joined) || entry.members.size > 0) return
     entry.unsubscribe()
-    this.fanout.delete(stream)
+    this.fanout.delete(joined.stream)
   }
 
   logError(error: unknown, message: string): void {
@@ -418,10 +419,10 @@ export class Hub {
     this.presence.close()
   }
 
-  private dispatch(sessions: Set<Session>, message: StreamMessage): void {
-    for (const session of sessions) {
+  private dispatch(members: Set<JoinedStream>, message: StreamMessage): void {
+    for (const joined of members) {
       try {
-        session.receive(message)
+        joined.session.receive(joined, message)
       } catch (error) {
         this.logError(error, 'delivering a broadcast failed')
       }

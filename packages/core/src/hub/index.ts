@@ -1,5 +1,5 @@
 export { Hub, newSessionId, type HubOptions, type ConnectOptions, type ConnectResult, type ConnectRejection } from './hub.js'
-export { Session, decodeIdentifier, type SessionSink, type CommandResult, type SessionMode } from './session.js'
+export { Session, decodeIdentifier, type SessionSink, type CommandResult, type SessionMode, type JoinedStream } from './session.js'
 export {
   PUBSUB_CHANNEL, TURBO_CHANNEL, pubsubChannel, turboChannel,
   type Channel, type Channels, type ChannelContext, type Authenticate, type Identity, type StreamFromOptions, type ChannelPresence

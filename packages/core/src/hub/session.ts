@@ -48,18 +48,41 @@ const OK: CommandResult = { ok: true }
 const SETTLED: Promise<void> = Promise.resolve()
 const fail = (error: string): CommandResult => ({ ok: false, error })
 
-/** A stream a session receives live from the hub. */
-interface JoinedStream {
-  /** Where live delivery began: history up to here is backlog, after it was delivered live. */
+/**
+ * A stream a session receives live from the hub: the member of the stream's
+ * fan-out. It carries what a delivery needs, so the fan-out makes no lookup
+ * per session per message (a Map for the stream, a cursor entry and the
+ * stream index took ~0.2 µs of the ~1 µs of JS per delivery at 10k
+ * connections, bench s1).
+ */
+export interface JoinedStream {
+  readonly session: Session
+  readonly stream: string
+  /** The identifiers subscribed to the stream (the session's stream index entry, renewed when it changes). */
+  identifiers: readonly string[]
+  /** Where live delivery began: history up to here is backlog, after it was delivered live. A copy: `position` moves. */
   readonly origin: StreamPosition
+  /** The session's position on the stream: the very object in its cursor, moved in place (copied wherever it leaves the session). */
+  readonly position: StreamPosition
   /** Live messages held back while the stream is being caught up from history; `undefined` once it is delivered live. */
   held: StreamMessage[] | undefined
+}
+
+/** A copy of positions whose entries the copy owns (a session moves its own in place). */
+function copyPositions(positions: Readonly<Record<string, StreamPosition>>): Record<string, StreamPosition> {
+  const copy: Record<string, StreamPosition> = {}
+  for (const [stream, { offset, epoch }] of Object.entries(positions)) copy[stream] = { offset, epoch }
+  return copy
 }
 
 /** One Action Cable session: its subscriptions, its streams and its read positions. */
 export class Session {
   readonly sid: string
-  /** Positions of what was handed to the sink (in live mode the very object in `state.positions`). */
+  /**
+   * Positions of what was handed to the sink (in live mode the very object in
+   * `state.positions`). A joined stream's entry is its {@link JoinedStream.position}
+   * and is moved in place (see `moveTo`), never replaced.
+   */
   private cursor: Record<string, StreamPosition>
   /** stream → identifiers subscribed to it (shared with every session of equal subscriptions, see `streamIndex`). */
   private streamIdentifiers: StreamIndex
@@ -100,7 +123,7 @@ export class Session {
     private stored = true
   ) {
     this.sid = state.sid
-    this.cursor = mode === 'live' ? state.positions : { ...state.positions }
+    this.cursor = mode === 'live' ? state.positions : copyPositions(state.positions)
     if (mode === 'pull' && hub.store.keep !== undefined) {
       const keeper = (this.keeper = new TransientKeeper(hub, state.sid, state.lease, stored))
       for (const kept of state.kept ?? []) this.addKept(keeper, kept)
@@ -179,7 +202,7 @@ export class Session {
     this.stopRemoteCommands = undefined
     clearTimeout(this.restoreTimer)
     this.restoreTimer = undefined
-    for (const stream of this.joined.keys()) this.hub.leave(stream, this)
+    for (const joined of this.joined.values()) this.hub.leave(joined)
     this.joined.clear()
     if (this.sink !== undefined) this.hub.detached(this)
     this.sink = undefined
@@ -241,7 +264,7 @@ export class Session {
     this.useStoreTtl(ttlMs)
     // In the store first, so that it knows of what is retired below.
     if (!this.stored) await this.store(ttlMs)
-    this.state.positions = { ...this.cursor }
+    this.state.positions = copyPositions(this.cursor)
     this.state.outbox = []
     await this.keeper?.flushed()
     const retire = [...(this.settledIds ?? [])]
@@ -260,7 +283,7 @@ export class Session {
 
   private park(keeper: TransientKeeper): void {
     // Listening before the hub's fan-out is left, so the broker never stops listening to the streams meanwhile.
-    const parked = this.hub.parked.park({ sid: this.sid, keeper, streams: [...this.joined.keys()], positions: { ...this.cursor }, until: this.parkedUntil() })
+    const parked = this.hub.parked.park({ sid: this.sid, keeper, streams: [...this.joined.keys()], positions: copyPositions(this.cursor), until: this.parkedUntil() })
     if (parked === undefined) return
     this.parked = parked
     // Saved with the state: the next request asks this process to flush what it keeps before it reads the store.
@@ -310,10 +333,19 @@ export class Session {
   }
 
   /** Called by the hub's fan-out with a live message of a joined stream. */
-  receive(message: StreamMessage): void {
-    const held = this.joined.get(message.stream)?.held
+  receive(joined: JoinedStream, message: StreamMessage): void {
+    const held = joined.held
     if (held !== undefined) held.push(message)
-    else this.deliver(message)
+    else this.deliver(message, joined)
+  }
+
+  /**
+   * Pull and live mode, SSE: where the session's messages go from now on, for a
+   * transport whose sink only passes them on once its stream is open (one call
+   * fewer per message). Ignored while the session is not attached.
+   */
+  redirect(sink: SessionSink): void {
+    if (this.sink !== undefined) this.sink = sink
   }
 
   private async run(input: unknown): Promise<CommandResult> {
@@ -532,7 +564,7 @@ export class Session {
       // A backlog of an epoch the stream's position does not know yet (the stream was empty, dropped and written
       // again): the client has these now, so catching up or live delivery must not send them again.
       const at = this.cursor[message.stream]
-      if (at !== undefined && at.epoch !== message.epoch) this.cursor[message.stream] = { offset: message.offset, epoch: message.epoch }
+      if (at !== undefined && at.epoch !== message.epoch) this.moveTo(message.stream, message)
       this.emit(replyFor(message, identifier))
     }
     this.emit({ type: 'confirm_history', identifier })
@@ -596,9 +628,13 @@ export class Session {
   private async syncStreams(hold = false): Promise<CommandResult> {
     this.streamIdentifiers = streamIndex(this.state.subscriptions, this.mode === 'live')
     if (this.sink === undefined) return OK
-    for (const stream of [...this.joined.keys()]) {
-      if (this.streamIdentifiers.has(stream)) continue
-      this.hub.leave(stream, this)
+    for (const [stream, joined] of [...this.joined]) {
+      const identifiers = this.streamIdentifiers.get(stream)
+      if (identifiers !== undefined) {
+        joined.identifiers = identifiers
+        continue
+      }
+      this.hub.leave(joined)
       this.joined.delete(stream)
       delete this.cursor[stream]
     }
@@ -610,8 +646,11 @@ export class Session {
       return fail(BROKER_UNAVAILABLE)
     }
     for (const stream of added) {
-      this.joined.set(stream, { origin: this.cursor[stream]!, held: [] })
-      this.hub.join(stream, this)
+      const { offset, epoch } = this.cursor[stream]!
+      const position = (this.cursor[stream] = { offset, epoch })
+      const joined: JoinedStream = { session: this, stream, identifiers: this.streamIdentifiers.get(stream)!, origin: { offset, epoch }, position, held: [] }
+      this.joined.set(stream, joined)
+      this.hub.join(joined)
     }
     const restoring = this.restoringStreams()
     for (const stream of added) {
@@ -631,13 +670,15 @@ export class Session {
     if (this.parkedBy !== undefined) await this.takeOver(this.keeper!, this.parkedBy)
     let caught: Awaited<ReturnType<typeof catchUp>> | undefined
     try {
-      caught = await catchUp(this.hub.broker, stream, this.cursor[stream]!)
+      const { offset, epoch } = this.cursor[stream]!
+      caught = await catchUp(this.hub.broker, stream, { offset, epoch })
     } catch (error) {
       this.hub.logError(error, `catching up ${stream} failed`)
     }
-    const held = this.joined.get(stream)?.held
+    const joined = this.joined.get(stream)
+    const held = joined?.held
     // Detached meanwhile: the next attach catches up again from the same position.
-    if (held === undefined) return
+    if (joined === undefined || held === undefined) return
     if (hold) {
       // Published since the position was read, so newer than any backlog: wait with the live ones.
       held.unshift(...(caught?.messages ?? []))
@@ -652,10 +693,10 @@ export class Session {
       }
       // What the sink refused is read again by the next request, from the position before it.
       let delivered = true
-      for (const message of interleave(caught.messages, kept)) delivered = this.deliver(message) && delivered
-      if (delivered) this.cursor[stream] = caught.position
+      for (const message of interleave(caught.messages, kept)) delivered = this.deliver(message, joined) && delivered
+      if (delivered) this.moveTo(stream, caught.position)
     } else {
-      for (const { message } of kept) this.deliver(message)
+      for (const { message } of kept) this.deliver(message, joined)
     }
     this.release(stream)
   }
@@ -667,7 +708,7 @@ export class Session {
       const held = joined.held
       if (held === undefined || (stream !== undefined ? heldStream !== stream : restoring.has(heldStream))) continue
       joined.held = undefined
-      for (const message of held) this.deliver(message)
+      for (const message of held) this.deliver(message, joined)
     }
   }
 
@@ -716,29 +757,39 @@ export class Session {
     for (const stream of before) if (!still.has(stream) && this.joined.get(stream)?.held !== undefined) await this.resumeStream(stream)
   }
 
-  /** Hands a stream message to the sink; `false` when the sink had no room for it (its position does not advance). */
-  private deliver(message: StreamMessage): boolean {
-    const { stream } = message
-    if (message.offset === 0 && this.keeper !== undefined) return this.deliverTransient(this.keeper, message)
-    if (message.offset > 0) {
-      const at = this.cursor[stream]
-      if (at !== undefined && at.epoch === message.epoch && message.offset <= at.offset) return true
-    }
+  /** Hands a stream message of a joined stream to the sink; `false` when the sink had no room for it (its position does not advance). */
+  private deliver(message: StreamMessage, joined: JoinedStream): boolean {
+    if (message.offset === 0 && this.keeper !== undefined) return this.deliverTransient(this.keeper, message, joined)
+    const at = joined.position
+    if (message.offset > 0 && at.epoch === message.epoch && message.offset <= at.offset) return true
     if (message.meta?.exclude_socket !== this.sid) {
-      /* c8 ignore next -- a stream is left before its subscriptions are forgotten, so it always has identifiers here */
-      const identifiers = this.streamIdentifiers.get(stream) ?? []
       const sink = this.sink
       if (sink?.admits === undefined) {
         // A live fan-out runs this once per session per message: no reply array when no sink needs to see them all first.
-        for (const identifier of identifiers) sink?.send(replyFor(message, identifier))
+        for (const identifier of joined.identifiers) sink?.send(replyFor(message, identifier))
       } else {
-        const replies = identifiers.map((identifier) => replyFor(message, identifier))
+        const replies = joined.identifiers.map((identifier) => replyFor(message, identifier))
         if (!sink.admits(replies)) return false
         for (const reply of replies) sink.send(reply)
       }
     }
-    if (message.offset > 0) this.cursor[stream] = positionOf(message)
+    if (message.offset > 0) {
+      // In place: no object per session per delivery (GC was 19 % of bench s1 at 10k connections before positions were shared or moved).
+      at.offset = message.offset
+      at.epoch = message.epoch
+    }
     return true
+  }
+
+  /** Moves a stream's position: a joined stream's in place (see {@link JoinedStream.position}), any other's as a new entry. */
+  private moveTo(stream: string, { offset, epoch }: StreamPosition): void {
+    const position = this.joined.get(stream)?.position
+    if (position === undefined) {
+      this.cursor[stream] = { offset, epoch }
+      return
+    }
+    position.offset = offset
+    position.epoch = epoch
   }
 
   /**
@@ -747,14 +798,13 @@ export class Session {
    * again and a copy kept by a process where the session was parked is not
    * delivered twice.
    */
-  private deliverTransient(keeper: TransientKeeper, message: StreamMessage): boolean {
+  private deliverTransient(keeper: TransientKeeper, message: StreamMessage, joined: JoinedStream): boolean {
     if (message.meta?.exclude_socket === this.sid) return true
     const id = transientId(message)
     if (this.settledIds?.has(id) === true) return true
-    // Delivered streams are joined, and a joined stream always has a position.
-    keeper.keep(message, this.cursor[message.stream]!)
-    /* c8 ignore next -- a stream is left before its subscriptions are forgotten, so it always has identifiers here */
-    const replies = (this.streamIdentifiers.get(message.stream) ?? []).map((identifier) => replyFor(message, identifier))
+    // A copy: the position moves on in place.
+    keeper.keep(message, { offset: joined.position.offset, epoch: joined.position.epoch })
+    const replies = joined.identifiers.map((identifier) => replyFor(message, identifier))
     if (this.sink?.admits?.(replies) === false) return false
     for (const reply of replies) this.sink?.send(reply)
     this.settledIds ??= new Set()
@@ -827,20 +877,6 @@ function cachedReply(message: StreamMessage, identifier: string): Outgoing {
   let outgoing = byIdentifier.get(identifier)
   if (outgoing === undefined) byIdentifier.set(identifier, (outgoing = new Outgoing(broadcastReply(identifier, message), message)))
   return outgoing
-}
-
-/** The position of the last message given to {@link positionOf}, shared by every session it reaches. */
-let lastPosition: { message: StreamMessage; position: StreamPosition } | undefined
-
-/**
- * A message's position as a cursor entry. Cursor entries are never mutated
- * (they are replaced), so every session that reads one message shares one
- * object: at 10k sessions on a stream that is 10k allocations fewer per
- * broadcast (GC was 19 % of the server's time in bench s1 at 10k connections).
- */
-function positionOf(message: StreamMessage): StreamPosition {
-  if (lastPosition?.message !== message) lastPosition = { message, position: { offset: message.offset, epoch: message.epoch } }
-  return lastPosition.position
 }
 
 /** Decodes a Rails-style identifier: a JSON object with a string `channel`. */
