@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { Hub, type HubOptions } from '../src/hub/hub.js'
 import type { Outgoing, ServerMessage } from '../src/hub/protocol.js'
-import type { SessionSink } from '../src/hub/session.js'
+import type { JoinedStream, SessionSink } from '../src/hub/session.js'
 import { MemoryBroker } from '../src/memory-broker.js'
 import { MemorySessionStore } from '../src/session-store.js'
 
@@ -41,3 +41,9 @@ export function makeHub(t: { teardown(fn: () => unknown): void }, options: Parti
 }
 
 export const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+/** The members of a stream's fan-out on a hub (its private table), for tests that pin what happens to one of them. */
+export function fanoutMembers(hub: Hub, stream: string): JoinedStream[] {
+  const fanout = (hub as unknown as { fanout: Map<string, { members: Set<JoinedStream> }> }).fanout
+  return [...(fanout.get(stream)?.members ?? [])]
+}

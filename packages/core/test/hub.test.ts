@@ -3,11 +3,11 @@ import type { Channels } from '../src/hub/channels.js'
 import { newSessionId, type HubOptions } from '../src/hub/hub.js'
 import { parseJsonl } from '../src/hub/commands.js'
 import { buildIdentifier, pingMessage, type DataMessage } from '../src/hub/protocol.js'
-import { decodeIdentifier, type JoinedStream, type Session } from '../src/hub/session.js'
+import { decodeIdentifier, type Session } from '../src/hub/session.js'
 import type { MemoryBroker } from '../src/memory-broker.js'
 import { MemorySessionStore } from '../src/session-store.js'
 import { signStream } from '../src/signing.js'
-import { makeHub, RecordingSink, request, tick } from './helpers.js'
+import { fanoutMembers, makeHub, RecordingSink, request, tick } from './helpers.js'
 
 const chat = buildIdentifier({ channel: 'ChatChannel', room: 'a' })
 
@@ -545,7 +545,7 @@ t.test('a session detached during catch-up stops there', async (t) => {
   const resuming = hub.resume(connected.session.sid, { send: (o) => sink.send(o) }).then((s) => { session = s })
   await tick()
   // The transport gives up (client went away) before catch-up finished.
-  const held = [...(hub as unknown as { fanout: Map<string, { members: Set<JoinedStream> }> }).fanout.get('chat_a')!.members][0]!.session
+  const held = fanoutMembers(hub, 'chat_a')[0]!.session
   held.detach()
   release()
   await resuming

@@ -6,12 +6,12 @@
 import t, { type Test } from 'tap'
 import type { StreamListener, StreamMessage } from '../src/broker.js'
 import { Hub } from '../src/hub/hub.js'
-import type { JoinedStream, Session } from '../src/hub/session.js'
+import type { Session } from '../src/hub/session.js'
 import { buildIdentifier, type DataMessage, type Outgoing } from '../src/hub/protocol.js'
 import { TransientKeeper, pullStream, transientId } from '../src/hub/pull-transients.js'
 import { MemoryBroker } from '../src/memory-broker.js'
 import { MemorySessionStore, type KeptMessage } from '../src/session-store.js'
-import { makeHub, RecordingSink, request, tick } from './helpers.js'
+import { fanoutMembers, makeHub, RecordingSink, request, tick } from './helpers.js'
 
 const room = buildIdentifier({ channel: '$pubsub', stream_name: 'room' })
 const whispered = (sink: RecordingSink): unknown[] =>
@@ -441,8 +441,7 @@ t.test('in a request: the session\'s own whisper does not come back, and a trans
   t.same(whispered(other.sink), ['hi'], 'to the others')
   const message = await broker.publish('room', { n: 1 }, whisper(1))
   // Delivered again under the same id (a second process kept it, a broker redelivered it).
-  const fanout = (hub as unknown as { fanout: Map<string, { members: Set<JoinedStream> }> }).fanout
-  const joined = [...fanout.get('room')!.members].find((member) => member.session === next.session)!
+  const joined = fanoutMembers(hub, 'room').find((member) => member.session === next.session)!
   next.session.receive(joined, { ...message })
   t.same(whispered(next.sink), [{ n: 1 }], 'once')
   next.session.detach()
